@@ -1,0 +1,54 @@
+"""What the authoring tools and the tests share: where notebooks live, how a notebook's
+code is fingerprinted, and the setup cell every notebook starts with."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
+RENDERED_DIRS = ("notebooks", "solutions")
+RENDER_PROFILE = "cpu"
+REPOSITORY = "dgm-course/dgm-course"
+
+# Every notebook's first code cell: on Colab it installs the course package, whose
+# version ranges accept what Colab preinstalls, so TensorFlow is not reinstalled.
+SETUP_CELL = f"""\
+# On Colab, install the course package first (about 30 s; TensorFlow is already there).
+import sys
+
+if "google.colab" in sys.modules:
+    %pip install --quiet "dgm-course @ git+https://github.com/{REPOSITORY}"\
+"""
+
+
+def notebook_paths(*dirs):
+    """Returns the sorted .ipynb paths under the given top-level folders."""
+    dirs = dirs or NOTEBOOK_DIRS
+    return sorted(path for name in dirs for path in (ROOT / name).glob("*.ipynb"))
+
+
+def read(path):
+    """Reads a notebook (nbformat 4)."""
+    return nbformat.read(str(path), as_version=4)
+
+
+def write(notebook, path):
+    """Writes a notebook with stable formatting, so that diffs stay small."""
+    Path(path).write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
+
+
+def code_hash(notebook):
+    """Returns the SHA-256 of a notebook's code cells, the fingerprint of what ran."""
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    return hashlib.sha256(json.dumps(sources).encode("utf-8")).hexdigest()
+
+
+def first_code_cell(notebook):
+    """Returns the source of the first code cell, or None."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            return cell.source
+    return None
