@@ -76,9 +76,12 @@ def gpu_advice():
 
 
 def set_seed(seed=0):
-    """Seeds Python, NumPy and TensorFlow and makes TensorFlow ops deterministic.
+    """Seeds Python, NumPy, TensorFlow and Keras and makes TensorFlow ops deterministic.
 
-    With it, a re-run in the same profile gives the same numbers on the CPU.
+    With it, a re-run in the same profile gives the same numbers on the CPU. It also
+    clears Keras's global state (layer-name counters, the generator behind unseeded
+    `keras.random` calls; older Keras 3 releases do not reset the latter on their own),
+    so that a model rebuilt after `set_seed` gets the same names and weights.
 
     Args:
         seed: a non-negative integer.
@@ -91,5 +94,6 @@ def set_seed(seed=0):
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TypeError(f"`seed` must be a non-negative int; got {seed!r}. Example: set_seed(0).")
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
