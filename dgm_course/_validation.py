@@ -77,3 +77,20 @@ def require_choice(value, name, choices):
         listed = ", ".join(repr(choice) for choice in choices)
         raise ValueError(f"`{name}` must be one of {listed}; got {describe(value)}.")
     return value
+
+
+def require_labels(labels, n_images, *, fix):
+    """Returns `labels` as an int64 (N,) array with one label per image, or raises.
+
+    Args:
+        labels: integer class labels.
+        n_images: how many images they label.
+        fix: how to fix a wrong count, e.g. "pass y_train[:16] with x_train[:16]".
+    """
+    labels = require_array(labels, "labels", ndim=1, dtype_kinds="ui")
+    if len(labels) != n_images:
+        raise ValueError(
+            f"`labels` has {len(labels)} entries but `images` has {n_images}; pass one "
+            f"label per image: {fix}."
+        )
+    return labels.astype(np.int64)

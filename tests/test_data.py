@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dgm_course import _data_formats, _data_sources, data
+from dgm_course import _data_formats, _data_sources
 from dgm_course.data import DATA_DIR_ENV, Dataset, load_dataset, read_idx
 
 REPO = Path(__file__).resolve().parents[1]
