@@ -11,8 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dgm_course._data_formats import (IDX_FILES, read_cifar_folder, read_cifar_tar, read_idx,
-                                      read_idx_folder, read_npz)
+from dgm_course._data_formats import (
+    IDX_FILES,
+    read_cifar_folder,
+    read_cifar_tar,
+    read_idx,
+    read_idx_folder,
+    read_npz,
+)
 
 # Debian's package dataset-fashion-mnist installs the four upstream .gz files, flat, here
 # (their gzip header has no file name or time; the decompressed bytes equal upstream's).

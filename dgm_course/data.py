@@ -18,7 +18,7 @@ from dgm_course import _data_formats, _data_sources
 from dgm_course._data_formats import check_contents, check_split, read_idx
 from dgm_course._validation import describe, require_int
 
-__all__ = ["DATA_DIR_ENV", "DATASET_NAMES", "Dataset", "load_dataset", "read_idx"]
+__all__ = ["DATA_DIR_ENV", "DATASET_NAMES", "Dataset", "canonical_name", "load_dataset", "read_idx"]
 
 DATA_DIR_ENV = "DGM_DATA_DIR"
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
@@ -184,7 +184,7 @@ def load_dataset(name, *, data_dir=None, download=True, fallback=True, verify=Tr
         >>> data = load_dataset("fashion_mnist")
         Loaded fashion_mnist: 60,000 train / 10,000 test images from ...
     """
-    name = _canonical_name(name)
+    name = canonical_name(name)
     for flag, value in (("download", download), ("fallback", fallback), ("verify", verify),
                         ("verbose", verbose)):
         if not isinstance(value, bool):
@@ -208,8 +208,13 @@ def load_dataset(name, *, data_dir=None, download=True, fallback=True, verify=Tr
     return dataset
 
 
-def _canonical_name(name):
-    """Returns the canonical dataset name for `name`, or raises a TypeError/ValueError."""
+def canonical_name(name):
+    """Returns the canonical dataset name for `name` ("fashion-mnist" -> "fashion_mnist").
+
+    Raises:
+        TypeError: if `name` is not a string.
+        ValueError: if it names no dataset of the course.
+    """
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string such as 'fashion_mnist'; got {describe(name)}.")
     key = _ALIASES.get(name.strip().lower(), name.strip().lower())

@@ -9,11 +9,10 @@ Explained in notebooks/01_data_preprocessing.ipynb, sections "Normalise", "Augme
 import numpy as np
 
 from dgm_course._validation import describe, require_array, require_int, require_labels
+from dgm_course.data import canonical_name
 
 # The two ranges the course's generators produce: tanh outputs and Bernoulli means.
 VALUE_RANGES = ((-1.0, 1.0), (0.0, 1.0))
-DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
-_ALIASES = {"fashion-mnist": "fashion_mnist"}
 
 
 def _check_value_range(value_range):
@@ -162,12 +161,7 @@ def augmentation(dataset_name, *, seed=0):
     """
     import keras
 
-    name = _ALIASES.get(dataset_name, dataset_name) if isinstance(dataset_name, str) else None
-    if name not in DATASET_NAMES:
-        raise ValueError(
-            f"Unknown `dataset_name` {describe(dataset_name)}; expected one of "
-            f"{', '.join(DATASET_NAMES)} (or 'fashion-mnist')."
-        )
+    name = canonical_name(dataset_name)
     seed = require_int(seed, "seed", minimum=0)
     return keras.Sequential(_augmentation_layers(name, seed), name=f"augmentation_{name}")
 

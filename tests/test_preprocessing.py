@@ -117,8 +117,10 @@ def test_augmentation_is_seeded(digits):
 
 
 def test_augmentation_unknown_name_lists_names():
-    with pytest.raises(ValueError, match="Unknown `dataset_name` str 'svhn'; expected one of mnist, fashion_mnist, cifar10"):
+    with pytest.raises(ValueError, match="Unknown dataset name 'svhn'; expected 'mnist', 'fashion_mnist'"):
         augmentation("svhn")
+    with pytest.raises(TypeError, match="must be a string"):
+        augmentation(3)
 
 
 # make_dataset
