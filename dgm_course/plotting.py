@@ -13,6 +13,23 @@ from matplotlib.figure import Figure
 
 from dgm_course._validation import describe, require_array, require_int, require_labels
 
+
+
+def _show_figures_in_notebooks():
+    """Makes IPython render a returned Figure as PNG, even when pyplot was never imported
+    (IPython registers that formatter only when a pyplot backend starts)."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # Plain Python: nothing to display.
+        return
+    shell = get_ipython()
+    if shell is not None:
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
+
+
+_show_figures_in_notebooks()
+
 # Value ranges that "auto" can detect, and how an image in each is mapped to [0, 1].
 NAMED_RANGES = {"uint8": (0.0, 255.0), "unit": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 _PANEL_INCHES = 1.3

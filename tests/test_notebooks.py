@@ -85,3 +85,25 @@ def test_exercise_notebook_runs_and_fails_only_where_the_learner_works(path):
         assert output.ename == "NotImplementedError", (
             f"{path.name} cell {index} failed with {output.ename}: {output.evalue}"
         )
+
+
+def test_render_drops_only_tensorflow_start_up_logs():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from tools.render import strip_tensorflow_logs
+
+    logs = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1795644218.667628   25876 port.cc:153] oneDNN custom operations are on.\n"
+    )
+    cell = new_code_cell("import tensorflow")
+    cell.outputs = [
+        new_output("stream", name="stderr", text=logs + "UserWarning: a real warning\n"),
+        new_output("stream", name="stderr", text=logs),
+        new_output("stream", name="stdout", text="I0000 00:00:1.2   1 a.cc:1] stdout stays\n"),
+    ]
+    notebook = new_notebook(cells=[cell])
+    strip_tensorflow_logs(notebook)
+    assert [output.text for output in cell.outputs] == [
+        "UserWarning: a real warning\n", "I0000 00:00:1.2   1 a.cc:1] stdout stays\n",
+    ]

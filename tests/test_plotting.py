@@ -114,3 +114,20 @@ def test_loss_curves_bad_inputs_explain():
         loss_curves(_History(), keys=["acc"])
     with pytest.raises(ValueError, match="'loss' is empty"):
         loss_curves({"loss": []})
+
+
+def test_returned_figures_display_as_png_in_ipython():
+    import importlib
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from dgm_course import plotting
+
+    shell = InteractiveShell.instance()
+    try:
+        importlib.reload(plotting)  # Registers the formatter for this shell.
+        figure = plotting.image_grid(np.zeros((4, 8, 8, 1), np.uint8))
+        data, _ = shell.display_formatter.format(figure)
+        assert data["image/png"].startswith("iVBOR")  # Base64 of the PNG signature.
+    finally:
+        InteractiveShell.clear_instance()

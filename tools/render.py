@@ -12,6 +12,7 @@ Full data comes from --data-dir (default: $DGM_DATA_DIR, else ../shared/data whe
 import argparse
 import datetime
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,29 @@ from nbclient import NotebookClient
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tools import nbtools  # noqa: E402
+
+
+# TensorFlow's C++ start-up log (oneDNN, CUDA probing) ignores TF_CPP_MIN_LOG_LEVEL since
+# TF 2.16; it says nothing about the course, so stored outputs leave it out.
+TF_LOG_LINE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called.*"
+    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\].*)\n?",
+    re.MULTILINE,
+)
+
+
+def strip_tensorflow_logs(notebook):
+    """Removes TensorFlow's C++ log lines from stderr outputs, and outputs left empty."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.outputs:
+            if output.output_type == "stream" and output.name == "stderr":
+                output.text = TF_LOG_LINE.sub("", output.text)
+        cell.outputs = [
+            output for output in cell.outputs
+            if not (output.output_type == "stream" and not output.text.strip())
+        ]
 
 
 def default_data_dir():
@@ -51,6 +75,7 @@ def render(path, *, profile=nbtools.RENDER_PROFILE, data_dir=None, timeout=1800)
         os.environ.clear()
         os.environ.update(env_before)
     seconds = time.perf_counter() - start
+    strip_tensorflow_logs(notebook)
     notebook.metadata["dgm_course"] = {
         "profile": profile,
         "code_sha256": nbtools.code_hash(notebook),
