@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dgm_course._progress import progress as progress_bar
 from dgm_course._validation import describe, require_array, require_int
 
 # Re-exported: duplicates are one of the checks a cleaning report runs.
@@ -153,7 +154,7 @@ def _k_smallest(partial, k):
     return rows[keep], columns[keep]
 
 
-def _neighbour_votes(features, classes, k):
+def _neighbour_votes(features, classes, k, show_progress):
     """For each row of `features` (sorted by class index `classes`, (N,)): the number of its
     k nearest other rows in each class (N, C), and the distance to the nearest row of its
     own class divided by that to the nearest row of another class (N,)."""
@@ -161,7 +162,8 @@ def _neighbour_votes(features, classes, k):
     squared_norms = (features ** 2).sum(axis=1)
     votes = np.zeros((len(features), len(starts)), np.int64)
     ratio = np.empty(len(features), np.float32)
-    for start in range(0, len(features), _ROW_CHUNK):
+    chunks = range(0, len(features), _ROW_CHUNK)
+    for start in progress_bar(chunks, enabled=show_progress, description="neighbours"):
         rows = np.arange(start, min(start + _ROW_CHUNK, len(features)))
         # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b; |a|^2 is the same along a row, so it is added last.
         partial = squared_norms[None, :] - 2 * features[rows] @ features.T  # (rows, N)
@@ -177,7 +179,7 @@ def _neighbour_votes(features, classes, k):
     return votes, ratio
 
 
-def suspicious_labels(images, labels, *, k=10, seed=0):
+def suspicious_labels(images, labels, *, k=10, seed=0, progress=False):
     """Ranks images whose k nearest neighbours mostly carry a different label.
 
     A cheap mislabelling check: images are compared by their first 50 principal
@@ -193,6 +195,7 @@ def suspicious_labels(images, labels, *, k=10, seed=0):
         labels: (N,) valid integer labels (see `check_labels`).
         k: neighbours per image, 1 <= k < N.
         seed: seed of the sample the principal components are fitted on.
+        progress: show a progress bar.
 
     Returns:
         A `SuspiciousLabels(indices, neighbour_labels, disagreement)`, most suspicious first.
@@ -214,7 +217,8 @@ def suspicious_labels(images, labels, *, k=10, seed=0):
     k = require_int(k, "k", minimum=1, maximum=max(len(images) - 1, 1))
     label_values, classes = np.unique(labels.astype(np.int64), return_inverse=True)
     order = np.argsort(classes, kind="stable")  # Group the images by class.
-    votes, ratio = _neighbour_votes(_pca_features(images[order], seed), classes[order], k)
+    votes, ratio = _neighbour_votes(_pca_features(images[order], seed), classes[order], k,
+                                   progress)
     votes[order], ratio[order] = votes.copy(), ratio.copy()  # Back to the original order.
     majority = votes.argmax(axis=1)  # Ties go to the smaller label.
     # Ties at the k-th distance (identical images) can give an image more than k votes.
@@ -291,7 +295,7 @@ class CleaningReport:
         ])
 
 
-def clean_report(x_train, y_train, x_test, y_test, num_classes):
+def clean_report(x_train, y_train, x_test, y_test, num_classes, *, progress=False):
     """Runs every cleaning check on a dataset and collects the results.
 
     Corrupt images and invalid labels in both sets, exact and near duplicates within the
@@ -304,6 +308,7 @@ def clean_report(x_train, y_train, x_test, y_test, num_classes):
         x_test: uint8 test images of the same image shape.
         y_test: test labels.
         num_classes: the number of classes.
+        progress: show progress bars of the duplicate searches.
 
     Returns:
         A `CleaningReport`.
@@ -315,8 +320,8 @@ def clean_report(x_train, y_train, x_test, y_test, num_classes):
         >>> report = clean_report(data.x_train, data.y_train, data.x_test, data.y_test, 10)
         >>> print(report)
     """
-    within = find_duplicates(x_train)
-    across = find_duplicates(x_train, x_test)
+    within = find_duplicates(x_train, progress=progress)
+    across = find_duplicates(x_train, x_test, progress=progress)
     return CleaningReport(
         n_images=len(x_train), n_test_images=len(x_test),
         corrupt=find_corrupt(x_train), test_corrupt=find_corrupt(x_test),

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dgm_course._progress import progress as progress_bar
 from dgm_course._validation import describe, require_array, require_fraction
 
 NEAR_THRESHOLD = 0.1  # Default `threshold` of `find_duplicates`, chosen on real pairs.
@@ -154,14 +155,15 @@ def _confirm(images, padded_other, pairs, threshold):
     return np.concatenate(kept), np.concatenate(distances)
 
 
-def _near_pairs(images, other, ids, other_ids, same, threshold):
+def _near_pairs(images, other, ids, other_ids, same, threshold, show_progress):
     """Candidate search on Fourier signatures, then the exact distance of each candidate."""
     signature, mean_square = _fourier_signature(images)
     left = _candidate_factors(signature, mean_square, threshold, left=True)
     right = _candidate_factors(*(
         (signature, mean_square) if same else _fourier_signature(other)), threshold, left=False)
     results, padded_other = [], _wrap_pad(other)
-    for start in range(0, len(images), _ROW_CHUNK):
+    chunks = range(0, len(images), _ROW_CHUNK)
+    for start in progress_bar(chunks, enabled=show_progress, description="near duplicates"):
         first_column = start if same else 0  # Within one set only pairs i < j are needed.
         scores = left[start:start + _ROW_CHUNK] @ right[first_column:].T  # (rows, columns)
         i, j = np.divmod(np.flatnonzero(scores >= -_SLACK), scores.shape[1])
@@ -175,7 +177,8 @@ def _near_pairs(images, other, ids, other_ids, same, threshold):
     return pairs[order], distances[order]
 
 
-def find_duplicates(images, other=None, *, near=True, threshold=NEAR_THRESHOLD):
+def find_duplicates(images, other=None, *, near=True, threshold=NEAR_THRESHOLD,
+                    progress=False):
     """Finds exact and near-duplicate images within one set, or between two sets.
 
     Exact duplicates are byte-identical. Near duplicates are the same picture up to small
@@ -237,4 +240,5 @@ def find_duplicates(images, other=None, *, near=True, threshold=NEAR_THRESHOLD):
     exact = _exact_pairs(ids, other_ids, same).astype(np.int64)
     if not near:
         return Duplicates(exact, np.zeros((0, 2), np.int64), np.zeros(0, np.float32))
-    return Duplicates(exact, *_near_pairs(images, other, ids, other_ids, same, threshold))
+    found = _near_pairs(images, other, ids, other_ids, same, threshold, progress)
+    return Duplicates(exact, *found)

@@ -14,7 +14,6 @@ from matplotlib.figure import Figure
 from dgm_course._validation import describe, require_array, require_int, require_labels
 
 
-
 def _show_figures_in_notebooks():
     """Makes IPython render a returned Figure as PNG, even when pyplot was never imported
     (IPython registers that formatter only when a pyplot backend starts)."""

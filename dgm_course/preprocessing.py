@@ -110,22 +110,24 @@ def denormalize(x, value_range=(-1.0, 1.0)):
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def _augmentation_layers(name, seed):
+def _augmentation_layers(name, seed, background):
     """Returns the list of seeded Keras preprocessing layers used for dataset `name`."""
     from keras import layers
 
+    # Pixels shifted in from outside the image get the background value (black: the low end
+    # of the value range), never a copy of the edge, which would smear items touching it.
+    fill = {"fill_mode": "constant", "fill_value": background}
     if name == "mnist":
-        # Digits: no flips, a mirrored 7 or 2 is not a digit. Edges are background, so
-        # "nearest" fill keeps the background whatever the value range.
+        # Digits: no flips, a mirrored 7 or 2 is not a digit.
         return [
-            layers.RandomRotation(0.03, fill_mode="nearest", seed=seed),  # about +-11 degrees
-            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 1),
-            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 2),
+            layers.RandomRotation(0.03, seed=seed, **fill),  # up to 0.03 turn: about 11 degrees
+            layers.RandomTranslation(0.1, 0.1, seed=seed + 1, **fill),
+            layers.RandomZoom(0.1, seed=seed + 2, **fill),
         ]
     if name == "fashion_mnist":
         return [
             layers.RandomFlip("horizontal", seed=seed),  # A mirrored shirt is still a shirt.
-            layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 1),
+            layers.RandomTranslation(0.1, 0.1, seed=seed + 1, **fill),
         ]
     return [
         layers.RandomFlip("horizontal", seed=seed),
@@ -134,13 +136,15 @@ def _augmentation_layers(name, seed):
     ]
 
 
-def augmentation(dataset_name, *, seed=0):
+def augmentation(dataset_name, *, seed=0, value_range=(-1.0, 1.0)):
     """Returns a seeded `keras.Sequential` of augmentation layers suited to a dataset.
 
     mnist: small rotation, translation and zoom, never a flip. fashion_mnist: horizontal
     flip and small translation. cifar10: horizontal flip and translation by up to 4 pixels.
-    The layers work on float images in any value range and are active when called with
-    `training=True` (as in `fit()` or `make_dataset`) and the identity with `training=False`.
+    The layers work on normalised float images; pixels shifted in from outside the image
+    are filled with the background (the low end of `value_range`; cifar10 reflects its
+    borders instead). They are active when called with `training=True` (as in `fit()` or
+    `make_dataset`) and the identity with `training=False`.
     Each layer owns a seed derived from `seed`: a fresh model with the same seed produces the
     same augmentations on the same batches.
     Explained in notebooks/01_data_preprocessing.ipynb, section "Augment".
@@ -148,12 +152,14 @@ def augmentation(dataset_name, *, seed=0):
     Args:
         dataset_name: "mnist", "fashion_mnist" (or "fashion-mnist") or "cifar10".
         seed: integer seed of the first layer; later layers use seed + 1, seed + 2.
+        value_range: the range of the images it will see, (-1, 1) or (0, 1).
 
     Returns:
         A `keras.Sequential` named "augmentation_<dataset_name>".
 
     Raises:
-        ValueError: if `dataset_name` is not one of the known names.
+        ValueError: if `dataset_name` is not one of the known names, or `value_range`
+            is not (-1, 1) or (0, 1).
 
     Example:
         >>> augment = augmentation("fashion_mnist", seed=0)
@@ -163,7 +169,9 @@ def augmentation(dataset_name, *, seed=0):
 
     name = canonical_name(dataset_name)
     seed = require_int(seed, "seed", minimum=0)
-    return keras.Sequential(_augmentation_layers(name, seed), name=f"augmentation_{name}")
+    background = _check_value_range(value_range)[0]
+    layers = _augmentation_layers(name, seed, background)
+    return keras.Sequential(layers, name=f"augmentation_{name}")
 
 
 def _check_pipeline_inputs(images, labels, batch_size):

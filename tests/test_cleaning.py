@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dgm_course import cleaning
 from dgm_course.cleaning import (
     CleaningReport,
     check_labels,
@@ -111,3 +112,14 @@ def test_clean_report_and_drop_indices(digits, noisy):
     assert "300 training and 100 test images" in text
     assert "1 constant" in text and "1 exact, 1 near" in text
     assert "suggests dropping 6 training images" in text
+
+
+def test_progress_bars_go_to_stderr_only_when_asked(digits, capsys):
+    images, labels = digits[0][:600], digits[1][:600]
+    quiet = suspicious_labels(images, labels, k=5)
+    assert capsys.readouterr().err == ""
+    loud = suspicious_labels(images, labels, k=5, progress=True)
+    assert "neighbours" in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet.indices, loud.indices)
+    cleaning.find_duplicates(images, progress=True)
+    assert "near duplicates" in capsys.readouterr().err

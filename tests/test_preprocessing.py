@@ -191,3 +191,22 @@ def test_pipeline_bad_inputs_explain():
         make_dataset(images, labels, batch_size=8, augment="mnist")
     with pytest.raises(ValueError, match="`images` must have 4 dimensions"):
         make_dataset(images[..., 0], labels, batch_size=8)
+
+
+@pytest.mark.parametrize("value_range", [(-1.0, 1.0), (0.0, 1.0)])
+def test_augmentation_fills_with_the_background_not_the_edge(value_range):
+    # An item touching the left edge: shifted right, the new columns must be background,
+    # not copies of the bright edge column ("nearest" fill would smear it).
+    images = np.zeros((16, 28, 28, 1), np.uint8)
+    images[:, :, :4] = 255
+    x = normalize(images, value_range)
+    layer = augmentation("fashion_mnist", seed=0, value_range=value_range)
+    out = np.asarray(layer(x, training=True))
+    background = value_range[0]
+    mass_before = (x - background).sum(axis=(1, 2, 3))
+    mass_after = (out - background).sum(axis=(1, 2, 3))
+    # A shift moves the bright band or pushes part of it out; it never adds brightness.
+    assert out.min() >= background - 1e-6
+    assert (mass_after <= mass_before * 1.01).all(), mass_after / mass_before
+    with pytest.raises(ValueError, match="value_range"):
+        augmentation("mnist", value_range=(0, 255))
