@@ -101,9 +101,13 @@ def test_render_drops_only_tensorflow_start_up_logs():
         new_output("stream", name="stderr", text=logs + "UserWarning: a real warning\n"),
         new_output("stream", name="stderr", text=logs),
         new_output("stream", name="stdout", text="I0000 00:00:1.2   1 a.cc:1] stdout stays\n"),
+        new_output("stream", name="stderr", text="\rbar  10%"),
+        new_output("stream", name="stderr", text="\rbar  50%" + logs.splitlines()[1] + "\n"),
+        new_output("stream", name="stderr", text="\rbar 100%\nnext\n"),
     ]
     notebook = new_notebook(cells=[cell])
     strip_tensorflow_logs(notebook)
     assert [output.text for output in cell.outputs] == [
         "UserWarning: a real warning\n", "I0000 00:00:1.2   1 a.cc:1] stdout stays\n",
-    ]
+        "bar 100%\nnext\n",
+    ]  # The two stderr outputs before stdout were merged into one.

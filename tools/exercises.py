@@ -55,7 +55,11 @@ def strip_solutions(source, *, markdown=False, where="cell"):
 def make_exercise(solution):
     """Returns the exercise notebook made from a solution notebook."""
     exercise = copy.deepcopy(solution)
-    exercise.metadata.pop("dgm_course", None)
+    # Only what choosing a kernel needs: rendering the solutions must not change exercises.
+    exercise.metadata = nbformat.from_dict({
+        "kernelspec": solution.metadata.get("kernelspec", {}),
+        "language_info": {"name": "python"},
+    })
     cells = []
     for index, cell in enumerate(exercise.cells):
         if "solutions-only" in cell.metadata.get("tags", []):

@@ -24,23 +24,47 @@ if __package__ in (None, ""):
 from tools import nbtools  # noqa: E402
 
 
-# TensorFlow's C++ start-up log (oneDNN, CUDA probing) ignores TF_CPP_MIN_LOG_LEVEL since
+# TensorFlow's C++ log (oneDNN, CUDA probing, graph warnings) ignores TF_CPP_MIN_LOG_LEVEL since
 # TF 2.16; it says nothing about the course, so stored outputs leave it out.
 TF_LOG_LINE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called.*"
-    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\].*)\n?",
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called.*\n?"
+    # A C++ log line may start in the middle of a progress bar's line: match it anywhere.
+    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\].*\n?",
     re.MULTILINE,
 )
 
 
+def final_states(text):
+    """Keeps what a terminal shows of each line: the text after its last carriage return
+    (a progress bar's final state rather than all its updates)."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def merge_streams(outputs):
+    """Joins consecutive stream outputs of the same name, as a notebook front end shows them."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.output_type == "stream" and previous is not None
+                and previous.output_type == "stream" and previous.name == output.name):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
 def strip_tensorflow_logs(notebook):
-    """Removes TensorFlow's C++ log lines from stderr outputs, and outputs left empty."""
+    """Removes TensorFlow's C++ log lines from stderr outputs, keeps progress bars' final
+    states, and drops outputs left empty."""
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
+        cell.outputs = merge_streams(cell.outputs)
         for output in cell.outputs:
             if output.output_type == "stream" and output.name == "stderr":
                 output.text = TF_LOG_LINE.sub("", output.text)
+            if output.output_type == "stream":
+                output.text = final_states(output.text)
         cell.outputs = [
             output for output in cell.outputs
             if not (output.output_type == "stream" and not output.text.strip())
