@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from dgm_course._validation import describe, require_array, require_int, require_labels
 
@@ -286,7 +287,8 @@ def image_pairs(before, after, *, captions=None, row_titles=("before", "after"),
 def loss_curves(history, *, keys=None, title=None):
     """Returns a figure plotting training curves per epoch, validation curves dashed.
 
-    Explained in notebooks/01_data_preprocessing.ipynb, section "Build a tf.data pipeline".
+    First used in solutions/01_data_preprocessing.ipynb, exercise 5 (a classifier fed by
+    the learner's `tf.data` pipeline).
 
     Args:
         history: the `keras.callbacks.History` returned by `fit()`, or a dict mapping
@@ -326,6 +328,7 @@ def loss_curves(history, *, keys=None, title=None):
         style = "--" if key.startswith("val_") else "-"
         ax.plot(np.arange(1, values.size + 1), values, style, marker=".", label=key)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # Epochs are whole numbers.
     ax.set_ylabel("value")
     ax.legend()
     if title:
