@@ -56,6 +56,7 @@ class VAE(keras.Model):
         self.likelihood = require_choice(likelihood, "likelihood", LIKELIHOODS)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or beta < 0:
             raise ValueError(f"`beta` must be a number >= 0; got {beta!r}. beta=1 is the ELBO.")
+        _check_networks(encoder, decoder)
         self.encoder, self.decoder, self.beta = encoder, decoder, float(beta)
         self.latent_dim = int(encoder.outputs[0].shape[-1])
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -108,7 +109,7 @@ class VAE(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def train_step(self, data):
-        x = _features(data)
+        x = _features(data, self.encoder)
         with tf.GradientTape() as tape:
             reconstruction, kl = self.compute_terms(x, training=True)
             loss = self._loss(reconstruction, kl)
@@ -117,7 +118,7 @@ class VAE(keras.Model):
         return self._record(reconstruction, kl)
 
     def test_step(self, data):
-        return self._record(*self.compute_terms(_features(data), training=False))
+        return self._record(*self.compute_terms(_features(data, self.encoder), training=False))
 
     def generate(self, n, *, seed, noise=False):
         """Samples n points: z ~ p(z), then E[x | z], or x ~ p(x | z) with `noise=True`.
@@ -185,9 +186,41 @@ class VAE(keras.Model):
         return ops.reshape(log_px_given_z + log_pz - log_q, (k, batch))
 
 
-def _features(data):
-    """The x of a batch that fit() passes: x, (x,), (x, y) or (x, y, sample_weight)."""
-    return data[0] if isinstance(data, (tuple, list)) else data
+def _features(data, encoder):
+    """The x of a batch that fit() passes: x, (x,), (x, y) or (x, y, sample_weight),
+    checked against the encoder's input shape (at trace time, so it costs nothing per step)."""
+    x = data[0] if isinstance(data, (tuple, list)) else data
+    expected = tuple(encoder.inputs[0].shape[1:])
+    if tuple(x.shape[1:]) != expected:
+        raise ValueError(
+            f"The VAE's encoder takes examples of shape {expected}, but fit() passed a batch of "
+            f"shape {tuple(x.shape)}. Fix: pass data of shape (N, {', '.join(map(str, expected))}), "
+            "or build the encoder and decoder for your data's shape."
+        )
+    return x
+
+
+def _check_networks(encoder, decoder):
+    """Raises a clear ValueError when the encoder and decoder do not fit together."""
+    outputs = getattr(encoder, "outputs", None)
+    if not outputs or len(outputs) != 2 or outputs[0].shape != outputs[1].shape:
+        raise ValueError(
+            "The encoder must output a pair [z_mean, z_log_var] of one shape (batch, latent_dim); "
+            f"got outputs {[tuple(o.shape) for o in outputs or []]}. Fix: end it with two Dense "
+            "layers of latent_dim units, as vae.toy_encoder does."
+        )
+    latent, given = tuple(outputs[0].shape[1:]), tuple(decoder.inputs[0].shape[1:])
+    if latent != given:
+        raise ValueError(
+            f"The encoder's latent shape {latent} differs from the decoder's input shape {given}. "
+            "Fix: build both with the same latent_dim."
+        )
+    if tuple(decoder.outputs[0].shape[1:]) != tuple(encoder.inputs[0].shape[1:]):
+        raise ValueError(
+            f"The decoder outputs shape {tuple(decoder.outputs[0].shape[1:])} but the encoder "
+            f"takes {tuple(encoder.inputs[0].shape[1:])}; a VAE reconstructs its input. Fix: "
+            "give the decoder the data's shape as its output."
+        )
 
 
 def toy_encoder(input_dim=2, latent_dim=2, hidden=64):

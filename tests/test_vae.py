@@ -210,3 +210,17 @@ def test_toy_builders_shapes():
     z_mean, z_log_var = encoder(np.zeros((5, 3), np.float32))
     assert z_mean.shape == z_log_var.shape == (5, 4)
     assert decoder(np.zeros((5, 4), np.float32)).shape == (5, 3)
+
+
+def test_networks_that_do_not_fit_together_are_refused():
+    with pytest.raises(ValueError, match="latent shape .* differs from the decoder's input"):
+        vae.VAE(vae.toy_encoder(latent_dim=3), vae.toy_decoder(latent_dim=2))
+    with pytest.raises(ValueError, match="a VAE reconstructs its input"):
+        vae.VAE(vae.toy_encoder(input_dim=2), vae.toy_decoder(output_dim=3))
+
+
+def test_data_of_the_wrong_shape_is_refused_with_the_fix():
+    model = vae.VAE(vae.toy_encoder(), vae.toy_decoder())
+    model.compile(keras.optimizers.Adam())
+    with pytest.raises(ValueError, match=r"takes examples of shape \(2,\).*\(64, 3\)"):
+        model.fit(np.zeros((64, 3), "float32"), batch_size=64, epochs=1, verbose=0)
