@@ -16,6 +16,25 @@ from dgm_course import losses
 from dgm_course._validation import describe, require_int
 
 
+def check_batch_shape(real, network, name):
+    """Raises a ValueError if a batch's (or array's, or TensorSpec's) per-example shape differs
+    from what `network` takes (e.g. 32x32x3 images fed to a model built for 28x28x1)."""
+    try:
+        expected = tuple(network.input_shape[1:])
+    except (AttributeError, ValueError):  # A subclassed network with no declared input.
+        return
+    if getattr(real, "shape", None) is None:  # A Python generator, for example: not checked.
+        return
+    passed = tuple(real.shape[1:])
+    if len(passed) != len(expected) or any(e is not None and p is not None and p != e
+                                            for p, e in zip(passed, expected)):
+        raise ValueError(f"The training data has per-example shape {passed} but the {name} "
+                         f"takes {expected}. Build the networks for the data's shape (e.g. "
+                         f"image_shape={passed}) or reshape the data (greyscale images need "
+                         "a channel axis: x[..., None]).")
+
+
+@keras.saving.register_keras_serializable(package="dgm_course")
 class GAN(keras.Model):
     """A generator and a discriminator trained against each other with `fit()`.
 
@@ -58,8 +77,32 @@ class GAN(keras.Model):
                              "0.1 is a common choice, 0 switches it off.")
         self.label_smoothing = float(label_smoothing)
         self.seed_generator = keras.random.SeedGenerator(seed)  # Training noise only.
+        self.built = generator.built and discriminator.built  # So weights can be saved.
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self._seed = seed
+
+    def get_config(self):
+        """The constructor's arguments, sub-networks serialised, so `keras.models.load_model`
+        can rebuild the model (call `compile` again before training on)."""
+        return {**super().get_config(), "latent_dim": self.latent_dim, "seed": self._seed,
+                "saturating": self.saturating, "label_smoothing": self.label_smoothing,
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("generator", "discriminator"):
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+    def fit(self, x=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking that the data's shape fits the discriminator."""
+        spec = getattr(x, "element_spec", x)  # A batched tf.data.Dataset's, or the array.
+        check_batch_shape(spec[0] if isinstance(spec, tuple) else spec, self.discriminator,
+                          "discriminator")
+        return super().fit(x, *args, **kwargs)
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """Sets one optimizer per player (the two never share moment estimates)."""
@@ -284,3 +327,30 @@ class SampleSnapshots(keras.callbacks.Callback):
                 self._handle = display(figure, display_id=True)
             else:
                 self._handle.update(figure)
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops `fit()` after the first batch whose logged losses are NaN or infinite, and says
+    which loss diverged where (like `keras.callbacks.TerminateOnNaN`, with the diagnosis).
+
+    Attributes:
+        diverged: None, or a dict {"epoch", "batch", "loss", "value"} (epoch and batch 1-based).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged, self._epoch = None, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key, value in (logs or {}).items():
+            if not np.isfinite(float(value)):
+                self.diverged = {"epoch": self._epoch, "batch": batch + 1, "loss": key,
+                                 "value": float(value)}
+                print(f"StopOnDivergence: `{key}` became {float(value)} at epoch {self._epoch}, "
+                      f"batch {batch + 1}; training stopped. Check the data for NaN/inf, and "
+                      "try a smaller learning rate.")
+                self.model.stop_training = True
+                return

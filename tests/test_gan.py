@@ -264,3 +264,18 @@ def test_generator_loss_gradients_match_their_closed_forms(saturating):
     np.testing.assert_allclose(grad_of_generator_loss(logits[2:7], saturating), finite, atol=1e-5)
     assert np.all(np.isfinite(grad_of_generator_loss(np.array([-1e4, 1e4], np.float32),
                                                      saturating)))
+
+
+def test_stop_on_divergence_names_the_loss_epoch_and_batch(capsys):
+    x = ring_points(96)
+    x[40] = np.nan  # The second batch of 32 holds a NaN: its d_loss becomes NaN.
+    stop = gan.StopOnDivergence()
+    history = make_gan().fit(x, batch_size=32, epochs=3, verbose=0, shuffle=False,
+                             callbacks=[stop])
+    assert stop.diverged["loss"] == "d_loss" and np.isnan(stop.diverged["value"])
+    assert (stop.diverged["epoch"], stop.diverged["batch"]) == (1, 2)
+    assert len(history.history["d_loss"]) == 1  # Stopped in the first epoch.
+    assert "`d_loss` became nan at epoch 1, batch 2" in capsys.readouterr().out
+    healthy = gan.StopOnDivergence()
+    make_gan().fit(ring_points(64), batch_size=32, epochs=1, verbose=0, callbacks=[healthy])
+    assert healthy.diverged is None
