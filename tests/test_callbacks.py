@@ -78,7 +78,7 @@ def test_killed_and_resumed_run_reaches_the_same_weights(uninterrupted, tmp_path
     assert start == 2
     assert f"Resuming from epoch 2 of {EPOCHS} from {tmp_path}" in capsys.readouterr().out
     fit(resumed, initial_epoch=start, extra=[callbacks.Checkpoint(tmp_path)])
-    for a, b in zip(uninterrupted["weights"], all_weights(resumed)):
+    for a, b in zip(uninterrupted["weights"], all_weights(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(uninterrupted["seed_state"], resumed.seed_generator.state.numpy())
     assert sorted(p for p in os.listdir(tmp_path) if p.startswith("epoch_")) == [
@@ -98,7 +98,7 @@ def test_weights_file_alone_is_not_enough_to_resume(uninterrupted, tmp_path):
     assert weights_only.seed_generator.state.numpy()[1] == 0  # Back at the seed's start.
     fit(weights_only, initial_epoch=2)
     assert not all(np.array_equal(a, b)
-                   for a, b in zip(uninterrupted["weights"], all_weights(weights_only)))
+                   for a, b in zip(uninterrupted["weights"], all_weights(weights_only), strict=True))
 
 
 def test_epoch_batches_order_depends_only_on_seed_and_epoch():
@@ -131,7 +131,7 @@ def test_sample_grid_never_changes_training(uninterrupted, tmp_path):
     watched = make_gan()
     grid = callbacks.SampleGrid(3, n=16, seed=5, directory=tmp_path, every=2)
     fit(watched, extra=[grid])
-    for a, b in zip(uninterrupted["weights"], all_weights(watched)):
+    for a, b in zip(uninterrupted["weights"], all_weights(watched), strict=True):
         np.testing.assert_array_equal(a, b)
     assert sorted(os.listdir(tmp_path)) == ["epoch_0002.png", "epoch_0004.png"]
     gif = grid.animation(tmp_path / "samples.gif")

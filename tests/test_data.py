@@ -65,7 +65,7 @@ def make_arrays(seed=0, n_train=40, n_test=20, image_shape=(28, 28)):
 
 def write_idx_set(folder, arrays, compress=True):
     folder.mkdir(parents=True, exist_ok=True)
-    for stem, array in zip(IDX_FILES, arrays):
+    for stem, array in zip(IDX_FILES, arrays, strict=True):
         write_idx(folder / (stem + (".gz" if compress else "")), array, compress)
     return folder
 

@@ -106,7 +106,7 @@ def test_save_and_load_roundtrip(tmp_path):
     fresh = make_gan((28, 28, 1))
     fresh.load_weights(tmp_path / "gan.weights.h5")
     for a, b in zip(fresh.generator.weights + fresh.discriminator.weights,
-                    model.generator.weights + model.discriminator.weights):
+                    model.generator.weights + model.discriminator.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 

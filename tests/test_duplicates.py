@@ -62,7 +62,7 @@ def test_near_duplicates_agree_with_brute_force_reference(digits, noisy):
             distance = _reference_distance(images[i], images[j])
             if distance <= threshold:
                 expected[(i, j)] = distance
-    found = dict(zip(map(tuple, result.near_pairs.tolist()), result.near_distances))
+    found = dict(zip(map(tuple, result.near_pairs.tolist()), result.near_distances, strict=True))
     assert 5 < len(expected) < 30  # Some copies fall above the threshold.
     assert set(found) == set(expected)
     np.testing.assert_allclose([found[pair] for pair in expected], list(expected.values()), atol=1e-5)

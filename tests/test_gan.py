@@ -56,8 +56,8 @@ def test_same_seed_gives_same_weights_after_two_steps():
         model = make_gan(seed=seed)
         model.fit(x, batch_size=32, epochs=1, verbose=0, shuffle=False)
         runs.append(all_weights(model))
-    assert all(np.array_equal(a, b) for a, b in zip(runs[0], runs[1]))
-    assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2]))  # The seed matters.
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2], strict=True))  # The seed matters.
 
 
 def test_trackers_reset_every_epoch():
@@ -97,7 +97,7 @@ def test_preview_never_changes_training():
     snapshots = gan.SampleSnapshots(20, epochs=[1, 2], seed=9)
     watched.fit(x, batch_size=32, epochs=2, verbose=0, shuffle=False, callbacks=[snapshots])
     assert sorted(snapshots.snapshots) == [1, 2] and snapshots.snapshots[1].shape == (20, 2)
-    assert all(np.array_equal(a, b) for a, b in zip(all_weights(plain), all_weights(watched)))
+    assert all(np.array_equal(a, b) for a, b in zip(all_weights(plain), all_weights(watched), strict=True))
 
 
 def test_bad_arguments_are_refused():

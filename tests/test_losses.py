@@ -298,7 +298,7 @@ def test_importance_weighted_bound_grows_with_k_towards_log_p_x():
         if k == 1:  # L_1 is the ELBO estimate: log p(x | z) + log p(z) - log q(z | x)
             np.testing.assert_allclose(bound, numpy_of(log_weights)[0])
         means.append((bound.mean(), bound.std() / np.sqrt(len(bound))))
-    for (low, low_error), (high, high_error) in zip(means, means[1:]):
+    for (low, low_error), (high, high_error) in zip(means[:-1], means[1:], strict=True):
         assert high - low > 3 * np.hypot(low_error, high_error)
     assert means[-1][0] < log_p_x + 3 * means[-1][1]
 

@@ -131,7 +131,7 @@ def test_pipeline_is_deterministic_per_seed():
     first = _batches(make_dataset(images, labels, batch_size=8, seed=1), 2)
     again = _batches(make_dataset(images, labels, batch_size=8, seed=1), 2)
     other = _batches(make_dataset(images, labels, batch_size=8, seed=2), 2)
-    for (x, y), (x2, y2) in zip(first, again):
+    for (x, y), (x2, y2) in zip(first, again, strict=True):
         np.testing.assert_array_equal(x, x2)
         np.testing.assert_array_equal(y, y2)
     assert not np.array_equal(first[0][1], other[0][1])

@@ -53,7 +53,7 @@ def test_log_prob_matches_the_textbook_formula(mixture):
     x = np.random.default_rng(1).normal(0, 3, size=(50, 2))
     expected = sum(
         w * _normal_pdf(x, m, np.diag(s**2))
-        for w, m, s in zip(mixture.weights, mixture.means, mixture.stds)
+        for w, m, s in zip(mixture.weights, mixture.means, mixture.stds, strict=True)
     )
     np.testing.assert_allclose(mixture.prob(x), expected, rtol=1e-10)
     np.testing.assert_allclose(mixture.log_prob(x), np.log(expected), rtol=1e-10)
@@ -78,7 +78,7 @@ def test_log_prob_is_finite_far_from_every_component(mixture):
     # Where exp does not underflow, log-sum-exp equals the log of the plain sum.
     near = np.array([[4.0, -3.0]])
     plain = sum(w * _normal_pdf(near, m, np.diag(s**2))[0]
-                for w, m, s in zip(mixture.weights, mixture.means, mixture.stds))
+                for w, m, s in zip(mixture.weights, mixture.means, mixture.stds, strict=True))
     assert mixture.log_prob(near)[0] == pytest.approx(np.log(plain), rel=1e-10)
 
 

@@ -63,7 +63,7 @@ def test_same_seed_same_training():
     first, h1 = _fitted(seed=3)
     second, h2 = _fitted(seed=3)
     assert h1.history == h2.history
-    for w1, w2 in zip(first.get_weights(), second.get_weights()):
+    for w1, w2 in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(w1, w2)
     _, h3 = _fitted(seed=4)
     assert h3.history != h1.history

@@ -101,8 +101,8 @@ def test_same_seed_gives_same_weights_after_two_steps():
         model = make_wgan(seed=seed, n_critic=2)
         model.fit(ring_points(32), batch_size=16, epochs=1, verbose=0, shuffle=False)
         runs.append(all_weights(model))
-    assert all(np.array_equal(a, b) for a, b in zip(runs[0], runs[1]))
-    assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2]))  # The seed matters.
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2], strict=True))  # The seed matters.
 
 
 def test_bad_arguments_and_shapes_give_our_message():
@@ -135,4 +135,4 @@ def test_save_and_load_roundtrip(tmp_path):
     model.save_weights(tmp_path / "wgan.weights.h5")
     fresh = make_wgan(n_critic=2, clip_value=0.05, seed=9)
     fresh.load_weights(tmp_path / "wgan.weights.h5")
-    assert all(np.array_equal(a, b) for a, b in zip(all_weights(fresh), all_weights(model)))
+    assert all(np.array_equal(a, b) for a, b in zip(all_weights(fresh), all_weights(model), strict=True))
