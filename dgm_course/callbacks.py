@@ -159,14 +159,18 @@ class LossHistory(keras.callbacks.Callback):
         self.history = {}
         self._loaded = False
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def _load(self, epochs=None):
+        """Reads the first `epochs` epochs (all if None) from the file, once per object."""
         if self._loaded:
             return
         self._loaded = True
         if os.path.exists(self.path):
             with open(self.path) as file:
                 saved = json.load(file)
-            self.history = {key: values[:epoch] for key, values in saved.items()}
+            self.history = {key: values[:epochs] for key, values in saved.items()}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._load(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -174,7 +178,9 @@ class LossHistory(keras.callbacks.Callback):
         _write_json_atomically(self.path, self.history)
 
     def figure(self, keys=None, title=None):
-        """Returns `plotting.loss_curves` of everything recorded so far (or of `keys`)."""
+        """Returns `plotting.loss_curves` of everything recorded so far (or of `keys`), on
+        file too: after a run that was already complete, the curves of that run."""
+        self._load()
         return plotting.loss_curves(self.history, keys=keys, title=title)
 
 

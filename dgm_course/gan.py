@@ -102,6 +102,8 @@ class GAN(keras.Model):
         spec = getattr(x, "element_spec", x)  # A batched tf.data.Dataset's, or the array.
         check_batch_shape(spec[0] if isinstance(spec, tuple) else spec, self.discriminator,
                           "discriminator")
+        if isinstance(x, tf.data.Dataset):  # It orders its own batches; Keras would warn.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, *args, **kwargs)
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):

@@ -170,6 +170,9 @@ def test_loss_history_survives_a_restart(uninterrupted, tmp_path):
     assert set(second.history) == {"d_loss", "g_loss"}
     np.testing.assert_array_equal(second.history["d_loss"], uninterrupted["history"]["d_loss"])
     assert len(second.figure().axes[0].lines) == 2
+    reread = callbacks.LossHistory(tmp_path)  # A finished run, opened again: nothing to fit.
+    reread.figure()
+    np.testing.assert_array_equal(reread.history["d_loss"], uninterrupted["history"]["d_loss"])
 
 
 def test_tensorboard_is_configured_for_the_course(tmp_path):
