@@ -4,7 +4,9 @@ clipping (WGAN, Arjovsky et al., 2017) keeping the critic (roughly) 1-Lipschitz.
 
 The critic estimates the Wasserstein-1 distance (Kantorovich-Rubinstein duality):
     W(p_data, p_g) = max_{||D||_L <= 1} E_x[D(x)] - E_z[D(G(z))]
-Explained in chapter 05 (Wasserstein GANs).
+Explained in notebooks/05_wasserstein.ipynb, sections "The WGAN objective and its training step",
+"Keep the critic Lipschitz: clipping or a penalty" and "Weight clipping vs gradient penalty,
+measured" (`critic_gradient_norms`).
 """
 
 import keras
@@ -33,6 +35,8 @@ class WGAN(keras.Model):
         critic step; no penalty, so `gp_weight` must be None or 0.
     `fit()` logs `d_loss`, `g_loss`, `wasserstein` (mean(D(x)) - mean(D(G(z))), the critic's
     estimate of W) and, with the penalty, `gp`; the critic's values are from its last step.
+    Explained in notebooks/05_wasserstein.ipynb, section "The WGAN objective and its training
+    step"; trained on the ring and on Fashion-MNIST in its later sections.
 
     Args:
         generator: a model mapping latent vectors (batch, latent_dim) to samples.
@@ -149,3 +153,42 @@ def _lipschitz_rule(clip_value, gp_weight):
                          f"{clip_value!r} and gp_weight={gp_weight!r}. Pass clip_value=None "
                          "for WGAN-GP, or leave gp_weight=None (or 0) for weight clipping.")
     return float(clip_value), 0.0
+
+
+def critic_gradient_norms(critic, real, fake, *, seed):
+    """Returns ||grad D(x_hat)||_2 per example at interpolates x_hat = eps * real +
+    (1 - eps) * fake, eps ~ U(0, 1) per example: the norms whose distance from 1 the gradient
+    penalty punishes (a 1-Lipschitz critic has them all <= 1). Explained in
+    notebooks/05_wasserstein.ipynb, section "Weight clipping vs gradient penalty, measured".
+
+    Args:
+        critic: a keras Model mapping (batch, ...) to (batch,) or (batch, 1) scores.
+        real: (batch, ...) real data. fake: generated data of the same shape.
+        seed: an int (or a keras.random.SeedGenerator) for eps.
+
+    Returns:
+        A (batch,) float NumPy array.
+
+    Raises:
+        TypeError: if `critic` is not a keras Model. ValueError: if the shapes differ.
+
+    Example:
+        >>> critic = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> critic_gradient_norms(critic, points, fake_points, seed=0)  # ||kernel|| each
+    """
+    if not isinstance(critic, keras.Model):
+        raise TypeError(f"`critic` must be a keras.Model (e.g. model.critic); got "
+                        f"{describe(critic)}.")
+    real = ops.convert_to_tensor(real, "float32")
+    fake = ops.convert_to_tensor(fake, "float32")
+    if tuple(real.shape) != tuple(fake.shape):
+        raise ValueError(f"`real` and `fake` must have the same shape; got {describe(real)} and "
+                         f"{describe(fake)}. Generate as many fakes as there are real examples.")
+    # eps ~ U(0, 1), one per example; x_hat = eps * x + (1 - eps) * x_tilde  # (batch, ...)
+    eps = keras.random.uniform((real.shape[0],) + (1,) * (len(real.shape) - 1), seed=seed)
+    x_hat = eps * real + (1.0 - eps) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = critic(x_hat, training=False)
+    grads = ops.reshape(tape.gradient(scores, x_hat), (real.shape[0], -1))  # (batch, features)
+    return ops.convert_to_numpy(ops.sqrt(ops.sum(ops.square(grads), axis=1)))  # (batch,)

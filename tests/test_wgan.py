@@ -136,3 +136,41 @@ def test_save_and_load_roundtrip(tmp_path):
     fresh = make_wgan(n_critic=2, clip_value=0.05, seed=9)
     fresh.load_weights(tmp_path / "wgan.weights.h5")
     assert all(np.array_equal(a, b) for a, b in zip(all_weights(fresh), all_weights(model), strict=True))
+
+
+def test_critic_gradient_norms_match_finite_differences():
+    """||grad D(x_hat)|| of a nonlinear critic, against central differences in float64 at the
+    same interpolates (eps drawn with the same seed and shape)."""
+    set_seed(0)
+    critic = gan.toy_discriminator(hidden=8)
+    real, fake = ring_points(6, seed=0), ring_points(6, seed=1) * 0.5
+    norms = wgan.critic_gradient_norms(critic, real, fake, seed=4)
+    eps = keras.ops.convert_to_numpy(keras.random.uniform((6, 1), seed=4))
+    x_hat = (eps * real + (1 - eps) * fake).astype(np.float64)
+    weights = [w.numpy().astype(np.float64) for w in critic.weights]
+
+    def score(x):  # the critic in NumPy: Dense, LeakyReLU(0.2), Dense, LeakyReLU(0.2), Dense
+        for kernel, bias in zip(weights[0::2], weights[1::2], strict=True):
+            x = x @ kernel + bias
+            if kernel is not weights[-2]:
+                x = np.where(x > 0, x, 0.2 * x)
+        return x[:, 0]
+
+    h = 1e-6
+    grads = np.stack([(score(x_hat + h * e) - score(x_hat - h * e)) / (2 * h)
+                      for e in np.eye(2)], axis=1)
+    np.testing.assert_allclose(norms, np.linalg.norm(grads, axis=1), rtol=1e-4)
+
+
+def test_critic_gradient_norms_are_the_norms_behind_the_penalty():
+    set_seed(0)
+    critic = dcgan.build_critic(width=8)
+    real, fake = images(4, seed=0), images(4, seed=1)
+    norms = wgan.critic_gradient_norms(critic, real, fake, seed=2)
+    assert norms.shape == (4,) and np.all(norms > 0)
+    penalty = float(losses.gradient_penalty(critic, real, fake, seed=2))
+    assert np.mean((norms - 1.0) ** 2) == pytest.approx(penalty, rel=1e-4)
+    with pytest.raises(ValueError, match="same shape"):
+        wgan.critic_gradient_norms(critic, real, fake[:2], seed=0)
+    with pytest.raises(TypeError, match="keras.Model"):
+        wgan.critic_gradient_norms(lambda x: x, real, fake, seed=0)
