@@ -114,11 +114,14 @@ class SampleGrid(keras.callbacks.Callback):
             with open(os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png"), "wb") as file:
                 file.write(self.frames[epoch + 1])
 
-    def animation(self, path, *, duration=400):
+    def animation(self, path, *, duration=400, max_side=480):
         """Writes a GIF of the grids (every saved epoch, in order) to `path` and returns it.
 
         Frames come from `directory` when there is one, so epochs before a restart count too.
+        Each frame is shrunk so that its longer side is at most `max_side` pixels (a GIF of
+        full-size grids is megabytes, too much for a notebook).
         """
+        max_side = require_int(max_side, "max_side", minimum=16)
         from PIL import Image
 
         if self.directory is not None:
@@ -129,6 +132,11 @@ class SampleGrid(keras.callbacks.Callback):
         if not images:
             raise ValueError("No sample grids yet: call fit() with this callback first.")
         images = [image.convert("RGB") for image in images]
+        for index, image in enumerate(images):
+            scale = max_side / max(image.size)
+            if scale < 1:
+                size = (round(image.width * scale), round(image.height * scale))
+                images[index] = image.resize(size, Image.Resampling.LANCZOS)
         images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
         return os.fspath(path)
 

@@ -284,7 +284,7 @@ def image_pairs(before, after, *, captions=None, row_titles=("before", "after"),
     return fig
 
 
-def loss_curves(history, *, keys=None, title=None):
+def loss_curves(history, *, keys=None, title=None, xlabel="epoch"):
     """Returns a figure plotting training curves per epoch, validation curves dashed.
 
     First used in solutions/01_data_preprocessing.ipynb, exercise 5 (a classifier fed by
@@ -295,9 +295,10 @@ def loss_curves(history, *, keys=None, title=None):
             a name (e.g. "d_loss") to a list of per-epoch values.
         keys: optional names to plot; default: every name in the history.
         title: optional axes title.
+        xlabel: what one point is, e.g. "block of 10 steps" when each value covers 10 steps.
 
     Returns:
-        A `matplotlib.figure.Figure` with one axes, x-label "epoch", one line per key.
+        A `matplotlib.figure.Figure` with one axes, x-label `xlabel`, one line per key.
 
     Raises:
         TypeError: if `history` is neither a History nor a dict.
@@ -327,8 +328,8 @@ def loss_curves(history, *, keys=None, title=None):
             raise ValueError(f"The curve {key!r} is empty; train for at least one epoch first.")
         style = "--" if key.startswith("val_") else "-"
         ax.plot(np.arange(1, values.size + 1), values, style, marker=".", label=key)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # Epochs are whole numbers.
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # Epochs (or blocks) are counted.
     ax.set_ylabel("value")
     ax.legend()
     if title:

@@ -105,6 +105,8 @@ def test_loss_curves_lines_and_labels():
     assert ax.get_xlabel() == "epoch" and ax.get_title() == "Training"
     fig = loss_curves({"d_loss": [0.7, 0.6], "g_loss": [0.8, 0.9]}, keys="g_loss")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["g_loss"]
+    assert loss_curves({"d_loss": [0.7]}, xlabel="block of 10 steps").axes[0].get_xlabel() == (
+        "block of 10 steps")
 
 
 def test_loss_curves_bad_inputs_explain():
