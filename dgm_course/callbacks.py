@@ -114,7 +114,7 @@ class SampleGrid(keras.callbacks.Callback):
             with open(os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png"), "wb") as file:
                 file.write(self.frames[epoch + 1])
 
-    def animation(self, path, *, duration=400, max_side=480):
+    def animation(self, path, *, duration=400, max_side=360):
         """Writes a GIF of the grids (every saved epoch, in order) to `path` and returns it.
 
         Frames come from `directory` when there is one, so epochs before a restart count too.
@@ -137,6 +137,8 @@ class SampleGrid(keras.callbacks.Callback):
             if scale < 1:
                 size = (round(image.width * scale), round(image.height * scale))
                 images[index] = image.resize(size, Image.Resampling.LANCZOS)
+        # 256 colours without dithering: dithered noise would make the GIF several times larger.
+        images = [image.quantize(256, dither=Image.Dither.NONE) for image in images]
         images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
         return os.fspath(path)
 
