@@ -34,6 +34,16 @@ def check_batch_shape(real, network, name):
                          "a channel axis: x[..., None]).")
 
 
+def checked_fit_arguments(x, network, name, kwargs):
+    """Checks the training data's shape against `network` before `fit` starts; returns
+    `kwargs` with `shuffle=False` for a tf.data.Dataset (it orders its own batches)."""
+    spec = getattr(x, "element_spec", x)  # A batched tf.data.Dataset's, or the array.
+    check_batch_shape(spec[0] if isinstance(spec, tuple) else spec, network, name)
+    if isinstance(x, tf.data.Dataset):  # Keras would warn that it ignores shuffle=True.
+        kwargs = {"shuffle": False, **kwargs}
+    return kwargs
+
+
 @keras.saving.register_keras_serializable(package="dgm_course")
 class GAN(keras.Model):
     """A generator and a discriminator trained against each other with `fit()`.
@@ -99,11 +109,7 @@ class GAN(keras.Model):
 
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`, after checking that the data's shape fits the discriminator."""
-        spec = getattr(x, "element_spec", x)  # A batched tf.data.Dataset's, or the array.
-        check_batch_shape(spec[0] if isinstance(spec, tuple) else spec, self.discriminator,
-                          "discriminator")
-        if isinstance(x, tf.data.Dataset):  # It orders its own batches; Keras would warn.
-            kwargs.setdefault("shuffle", False)
+        kwargs = checked_fit_arguments(x, self.discriminator, "discriminator", kwargs)
         return super().fit(x, *args, **kwargs)
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):

@@ -15,7 +15,7 @@ from keras import ops
 
 from dgm_course import losses
 from dgm_course._validation import describe, require_int
-from dgm_course.gan import GAN, check_batch_shape
+from dgm_course.gan import GAN, check_batch_shape, checked_fit_arguments
 
 
 @keras.saving.register_keras_serializable(package="dgm_course")
@@ -87,6 +87,11 @@ class WGAN(keras.Model):
         for name in ("generator", "critic"):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
+
+    def fit(self, x=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking that the data's shape fits the critic."""
+        kwargs = checked_fit_arguments(x, self.critic, "critic", kwargs)
+        return super().fit(x, *args, **kwargs)
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """Sets the critic's optimizer `d_optimizer` and the generator's `g_optimizer`."""

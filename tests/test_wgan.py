@@ -174,3 +174,18 @@ def test_critic_gradient_norms_are_the_norms_behind_the_penalty():
         wgan.critic_gradient_norms(critic, real, fake[:2], seed=0)
     with pytest.raises(TypeError, match="keras.Model"):
         wgan.critic_gradient_norms(lambda x: x, real, fake, seed=0)
+
+
+def test_fit_checks_a_dataset_before_the_first_step_and_does_not_warn_about_shuffle():
+    import warnings
+
+    import tensorflow as tf
+
+    model = make_wgan(n_critic=1, conv=True)
+    wrong = tf.data.Dataset.from_tensor_slices(np.zeros((8, 32, 32, 3), "float32")).batch(4)
+    with pytest.raises(ValueError, match=r"shape \(32, 32, 3\) but the critic takes"):
+        model.fit(wrong, epochs=1, verbose=0)
+    right = tf.data.Dataset.from_tensor_slices(np.zeros((8, 28, 28, 1), "float32")).batch(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # Keras warns when shuffle=True is ignored.
+        model.fit(right, epochs=1, verbose=0)
