@@ -1,0 +1,306 @@
+"""dgm_course.conditional, conditional_gan and conditional_vae: shapes, seeds, one-batch fits,
+`generate_class`, the AC-GAN objective (L_S and L_C) and the conditional ELBO against NumPy
+transcriptions, and the errors that bad input gets."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from dgm_course import conditional, conditional_gan, conditional_vae
+from dgm_course.environment import set_seed
+
+K = 10
+LATENT = 8
+
+
+def images_and_labels(n=32, shape=(28, 28, 1), seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (n, *shape)).astype("float32"), np.arange(n) % K
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def log_softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def make_model(kind, *, seed=0, weights_seed=0, shape=(28, 28, 1)):
+    set_seed(weights_seed)
+    if kind == "cvae":
+        model = conditional_vae.ConditionalVAE(
+            conditional_vae.build_conditional_encoder(shape, latent_dim=LATENT, width=8),
+            conditional_vae.build_conditional_decoder(shape, latent_dim=LATENT, width=8),
+            num_classes=K, seed=seed)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return model
+    generator = conditional.build_conditional_generator(shape, latent_dim=LATENT, width=8)
+    if kind == "cgan":
+        model = conditional_gan.ConditionalGAN(
+            generator, conditional.build_conditional_discriminator(shape, width=8),
+            latent_dim=LATENT, num_classes=K, seed=seed)
+    else:
+        model = conditional_gan.ACGAN(
+            generator, conditional.build_auxiliary_discriminator(shape, width=8),
+            latent_dim=LATENT, num_classes=K, seed=seed)
+    model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    return model
+
+
+def training_images(kind, n=32, shape=(28, 28, 1)):
+    x, y = images_and_labels(n, shape)
+    return ((x + 1) / 2 if kind == "cvae" else x), y  # The CVAE's Bernoulli pixels: [0, 1].
+
+
+MODELS = ["cgan", "acgan", "cvae"]
+TRACKERS = {"cgan": {"d_loss", "g_loss"}, "acgan": {"d_loss", "g_loss", "class_loss",
+                                                    "real_accuracy"},
+            "cvae": {"loss", "reconstruction", "kl"}}
+
+
+# Builders and conditioning.
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_builders_shapes(shape):
+    generator = conditional.build_conditional_generator(shape, num_classes=K, latent_dim=LATENT)
+    assert generator.output_shape == (None, *shape)
+    assert conditional.build_conditional_discriminator(shape).output_shape == (None, 1)
+    source, classes = conditional.build_auxiliary_discriminator(shape, num_classes=7).output_shape
+    assert source == (None, 1) and classes == (None, 7)
+    encoder = conditional_vae.build_conditional_encoder(shape, latent_dim=LATENT)
+    assert [tuple(o.shape) for o in encoder.outputs] == [(None, LATENT)] * 2
+    decoder = conditional_vae.build_conditional_decoder(shape, latent_dim=LATENT)
+    assert decoder.output_shape == (None, *shape)
+
+
+def test_conditional_input_is_z_then_the_labels_embedding_row():
+    embedding = layers.Embedding(K, 3)
+    z = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+    labels = np.array([0, 3, 3, 9])
+    out = keras.ops.convert_to_numpy(conditional.conditional_input(z, labels, embedding))
+    table = embedding.get_weights()[0]
+    np.testing.assert_array_equal(out, np.concatenate([z, table[labels]], axis=1))
+
+
+def test_the_label_changes_the_generators_image():
+    generator = conditional.build_conditional_generator(latent_dim=LATENT)
+    z = np.zeros((2, LATENT), "float32")
+    images = keras.ops.convert_to_numpy(generator([z, np.array([1, 2])]))
+    assert not np.allclose(images[0], images[1])
+
+
+# The models: one-batch fits, seeds, trackers, generate_class.
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_one_batch_fit_gives_finite_losses(kind):
+    model = make_model(kind)
+    x, y = training_images(kind)
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert set(history.history) == TRACKERS[kind]
+    assert all(np.isfinite(values[0]) for values in history.history.values())
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_same_seed_gives_same_weights_after_two_steps(kind):
+    x, y = training_images(kind, 64)
+    runs = []
+    for seed in (5, 5, 6):
+        model = make_model(kind, seed=seed)
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
+        runs.append([w.numpy() for w in model.weights])
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2], strict=True))
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_generate_class_shape_seed_and_label(kind):
+    model = make_model(kind)
+    images = model.generate_class(3, 5, seed=1)
+    assert isinstance(images, np.ndarray) and images.shape == (5, 28, 28, 1)
+    np.testing.assert_array_equal(images, model.generate_class(3, 5, seed=1))
+    assert not np.allclose(images, model.generate_class(3, 5, seed=2))
+    assert not np.allclose(images, model.generate_class(4, 5, seed=1))
+    # It is exactly the network on z ~ N(0, I) drawn with the seed and a label vector of n.
+    z = keras.random.normal((5, LATENT), seed=1)
+    labels = keras.ops.full((5,), 3, "int32")
+    network = model.decoder if kind == "cvae" else model.generator
+    expected = keras.ops.convert_to_numpy(network([z, labels]))
+    if kind == "cvae":
+        expected = 1 / (1 + np.exp(-expected))
+    np.testing.assert_allclose(images, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_generating_leaves_the_training_noise_alone(kind):
+    model = make_model(kind)
+    state = model.seed_generator.state.numpy().copy()
+    model.generate_class(1, 4, seed=0)
+    model.generate(4, seed=0)
+    np.testing.assert_array_equal(state, model.seed_generator.state.numpy())
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_fit_takes_a_dataset_of_pairs_and_config_round_trips(kind):
+    model = make_model(kind)
+    x, y = training_images(kind)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    assert np.isfinite(model.fit(dataset, epochs=1, verbose=0).history[
+        "loss" if kind == "cvae" else "d_loss"][0])
+    clone = type(model).from_config(model.get_config())
+    assert clone.num_classes == K and clone.latent_dim == LATENT
+
+
+def test_cvae_validation_uses_test_step():
+    model = make_model("cvae")
+    x, y = training_images("cvae")
+    history = model.fit(x, y, batch_size=32, epochs=1, validation_data=(x, y), verbose=0)
+    assert np.isfinite(history.history["val_loss"][0])
+
+
+# The formulas, against NumPy.
+
+
+def test_auxiliary_loss_is_minus_l_c():
+    rng = np.random.default_rng(0)
+    real_logits, fake_logits = rng.normal(0, 3, (6, K)), rng.normal(0, 3, (4, K))
+    real_labels, fake_labels = rng.integers(0, K, 6), rng.integers(0, K, 4)
+    # L_C = E[log P(C = c | X_real)] + E[log P(C = c | X_fake)] (Odena et al. 2017, eq. 2).
+    l_c = (log_softmax(real_logits)[np.arange(6), real_labels].mean()
+           + log_softmax(fake_logits)[np.arange(4), fake_labels].mean())
+    out = conditional_gan.auxiliary_loss(real_logits.astype("float32"), real_labels,
+                                         fake_logits.astype("float32"), fake_labels)
+    np.testing.assert_allclose(float(out), -l_c, rtol=1e-5)
+    extreme = conditional_gan.auxiliary_loss(np.array([[100.0, -100.0]]), [1],
+                                             np.array([[-100.0, 100.0]]), [0])
+    np.testing.assert_allclose(float(extreme), 400.0, rtol=1e-5)  # No clipping, no overflow.
+
+
+def discriminator_outputs(model, *inputs):
+    """The discriminator in training mode, as the losses call it (batch norm on this batch)."""
+    outputs = model.discriminator(list(inputs) if len(inputs) > 1 else inputs[0], training=True)
+    return [o.numpy().astype(np.float64) for o in (outputs if isinstance(outputs, list) else
+                                                   [outputs])]
+
+
+def test_acgan_losses_are_l_s_plus_l_c_for_d_and_l_c_minus_l_s_for_g():
+    model = make_model("acgan")
+    x, y = images_and_labels(6)
+    y = keras.ops.array(y)
+    fake = model.generator([keras.random.normal((6, LATENT), seed=3), y])
+    real_source, real_classes = discriminator_outputs(model, x)
+    fake_source, fake_classes = discriminator_outputs(model, fake)
+    y = y.numpy()
+    rows = np.arange(6)
+    # L_S = E[log D_S(x_real)] + E[log(1 - D_S(x_fake))], log sigmoid(l) = -softplus(-l).
+    l_s = -softplus(-real_source).mean() - softplus(fake_source).mean()
+    l_c = (log_softmax(real_classes)[rows, y].mean() + log_softmax(fake_classes)[rows, y].mean())
+    d_loss, extras = model._discriminator_loss(x, fake, y)
+    np.testing.assert_allclose(float(d_loss), -(l_s + l_c), rtol=1e-4)
+    np.testing.assert_allclose(float(extras["class_loss"]), -l_c, rtol=1e-4)
+    # G: the non-saturating -log D_S(G(z, c)) - log P(C = c | G(z, c)).
+    g_expected = softplus(-fake_source).mean() - log_softmax(fake_classes)[rows, y].mean()
+    np.testing.assert_allclose(float(model._generator_loss(fake, y)), g_expected, rtol=1e-4)
+
+
+def test_cgan_discriminator_judges_pairs():
+    model = make_model("cgan")
+    x, y = images_and_labels(6)
+    x, y = keras.ops.array(x), keras.ops.array(y)
+    fake = model.generator([keras.random.normal((6, LATENT), seed=3), y])
+    [real_logits] = discriminator_outputs(model, x, y)
+    [fake_logits] = discriminator_outputs(model, fake, y)
+    d_loss, _ = model._discriminator_loss(x, fake, y)
+    expected = softplus(-real_logits).mean() + softplus(fake_logits).mean()
+    np.testing.assert_allclose(float(d_loss), expected, rtol=1e-5)
+    [other] = discriminator_outputs(model, x, (y + 1) % K)
+    assert not np.allclose(real_logits, other)  # The label is part of what D judges.
+
+
+def test_cvae_terms_are_the_conditional_elbo():
+    model = make_model("cvae", seed=5)
+    x, y = training_images("cvae", 4)
+    reconstruction, kl = (t.numpy() for t in model.compute_terms(x, y))
+    z_mean, z_log_var = (t.numpy().astype(np.float64) for t in model.encoder([x, y]))
+    # The model's first draw: the same SeedGenerator seed gives the same epsilon.
+    epsilon = keras.random.normal(z_mean.shape, seed=keras.random.SeedGenerator(5)).numpy()
+    z = z_mean + np.exp(0.5 * z_log_var) * epsilon
+    logits = model.decoder([z.astype("float32"), y.astype("int32")]).numpy().astype(np.float64)
+    flat_x, flat_l = x.reshape(4, -1), logits.reshape(4, -1)
+    # -log p(x | z, y) = sum(softplus(l) - x l); KL = -0.5 sum(1 + log_var - mean^2 - var).
+    np.testing.assert_allclose(reconstruction, (softplus(flat_l) - flat_x * flat_l).sum(1),
+                               rtol=1e-4)
+    np.testing.assert_allclose(kl, -0.5 * (1 + z_log_var - z_mean**2 - np.exp(z_log_var)).sum(1),
+                               rtol=1e-4, atol=1e-6)
+
+
+# Bad input.
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_bad_training_data_is_refused_with_the_fix(kind):
+    model = make_model(kind)
+    x, y = training_images(kind)
+    with pytest.raises(ValueError, match="no labels"):
+        model.fit(x, batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="no labels"):
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), verbose=0)
+    with pytest.raises(ValueError, match=r"must lie in 0\.\.9"):
+        model.fit(x, y + 5, batch_size=16, verbose=0)
+    with pytest.raises(TypeError, match="integer class labels"):
+        model.fit(x, y.astype("float32"), batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="not one-hot rows"):
+        model.fit(x, np.eye(K)[y].astype(int), batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="one label per image"):
+        model.fit(x, y[:5], batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match=r"per-example shape \(28, 28\)"):
+        model.fit(x[..., 0], y, batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match=r"per-example shape \(32, 32, 3\)"):
+        model.fit(np.zeros((4, 32, 32, 3), "float32"), y[:4], batch_size=16, verbose=0)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_bad_generate_class_arguments_are_refused(kind):
+    model = make_model(kind)
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        model.generate_class(10, 4, seed=0)
+    with pytest.raises(TypeError, match="one integer class"):
+        model.generate_class(3.0, 4, seed=0)
+    with pytest.raises(TypeError, match="one integer class"):
+        model.generate_class([1, 2], 4, seed=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        model.generate_class(3, 0, seed=0)
+    with pytest.raises(TypeError, match="seed"):
+        model.generate_class(3, 4, seed=None)
+
+
+def test_networks_that_do_not_fit_the_model_are_refused():
+    generator = conditional.build_conditional_generator(latent_dim=LATENT)
+    with pytest.raises(ValueError, match="build_auxiliary_discriminator"):
+        conditional_gan.ACGAN(generator, conditional.build_conditional_discriminator(),
+                              latent_dim=LATENT, num_classes=K)
+    from dgm_course import dcgan
+    with pytest.raises(ValueError, match=r"\[z, labels\]"):
+        conditional_gan.ConditionalGAN(dcgan.build_generator(latent_dim=LATENT),
+                                       conditional.build_conditional_discriminator(),
+                                       latent_dim=LATENT, num_classes=K)
+    from dgm_course import vae
+    with pytest.raises(ValueError, match="two inputs"):
+        conditional_vae.ConditionalVAE(vae.toy_encoder(), vae.toy_decoder(), num_classes=K)
+    with pytest.raises(ValueError, match="image_shape"):
+        conditional.build_conditional_generator((64, 64, 3))
+
+
+def test_check_labels():
+    np.testing.assert_array_equal(conditional.check_labels(np.array([0, 9]), K), [0, 9])
+    with pytest.raises(ValueError, match="one label per image"):
+        conditional.check_labels([0, 1], K, n=3)
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        conditional.check_labels([-1], K)
