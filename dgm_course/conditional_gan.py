@@ -6,7 +6,10 @@
   a classifier. With L_S = E[log P(S = real | x_real)] + E[log P(S = fake | x_fake)] and
   L_C = E[log P(C = c | x_real)] + E[log P(C = c | x_fake)], D maximises L_S + L_C and G
   maximises L_C - L_S (here with the non-saturating generator loss, as in chapter 03).
-Explained in notebooks/08_conditional.ipynb, sections "The conditional GAN" and "The AC-GAN".
+Both can sample from an exponential moving average of the generator's weights (`ema=`;
+Yazici et al., 2019; Karras et al., 2018).
+Explained in notebooks/08_conditional.ipynb, sections "The conditional GAN", "The AC-GAN" and
+"Average the generator's weights".
 """
 
 import keras
@@ -52,6 +55,45 @@ def auxiliary_loss(real_class_logits, real_labels, fake_class_logits, fake_label
     return total
 
 
+def moving_average_decay(decay, step):
+    """Returns min(decay, (1 + t) / (10 + t)) for update number t = `step` (1, 2, ...).
+
+    The warm-up of `tf.train.ExponentialMovingAverage(num_updates=...)`: early updates use a
+    smaller decay, so the average forgets the random initial weights within a few hundred
+    steps instead of 1 / (1 - decay) of them. Explained in notebooks/08_conditional.ipynb,
+    section "Average the generator's weights".
+
+    Example:
+        >>> round(float(moving_average_decay(0.999, 1)), 4)  # 2 / 11
+        0.1818
+        >>> round(float(moving_average_decay(0.999, 100_000)), 4)
+        0.999
+    """
+    step = ops.cast(step, "float32")
+    return ops.minimum(ops.cast(decay, "float32"), (1.0 + step) / (10.0 + step))
+
+
+def update_moving_average(averages, values, decay):
+    """Sets each a in `averages` to decay * a + (1 - decay) * v, for v the matching `values`.
+
+    Explained in notebooks/08_conditional.ipynb, section "Average the generator's weights".
+
+    Args:
+        averages: a list of variables (the averaged generator's weights).
+        values: the current weights, in the same order and shapes.
+        decay: a scalar in [0, 1): how much of the old average to keep.
+
+    Raises:
+        ValueError: if the two lists differ in length.
+    """
+    if len(averages) != len(values):
+        raise ValueError(f"`averages` has {len(averages)} variables but `values` has "
+                         f"{len(values)}; pass the weights of two copies of the same network.")
+    for average, value in zip(averages, values):
+        # a <- d a + (1 - d) v
+        average.assign(decay * average + (1.0 - decay) * ops.cast(value, average.dtype))
+
+
 @keras.saving.register_keras_serializable(package="dgm_course")
 class ConditionalGAN(gan.GAN):
     """A GAN whose generator G(z, y) and discriminator D(x, y) both take the label.
@@ -68,6 +110,11 @@ class ConditionalGAN(gan.GAN):
             `conditional.build_conditional_discriminator`.
         latent_dim: size of z. num_classes: K. seed: seed of the training noise.
         label_smoothing: one-sided label smoothing of the real targets, in [0, 1).
+        ema: None, or a decay in (0, 1) such as 0.999: then the model also keeps
+            `average_generator`, an exponential moving average of the generator's weights
+            (batch-norm statistics included) updated after every generator step with
+            `moving_average_decay(ema, step)`, and `generate_class` and `generate` sample
+            from it. The training game itself is unchanged.
         **kwargs: passed to `keras.Model`.
 
     Example:
@@ -80,7 +127,7 @@ class ConditionalGAN(gan.GAN):
     """
 
     def __init__(self, generator, discriminator, *, latent_dim, num_classes, seed=0,
-                 label_smoothing=0.0, **kwargs):
+                 label_smoothing=0.0, ema=None, **kwargs):
         kwargs.pop("saturating", None)  # Always the non-saturating loss here.
         super().__init__(generator, discriminator, latent_dim=latent_dim, seed=seed,
                          label_smoothing=label_smoothing, **kwargs)
@@ -89,9 +136,30 @@ class ConditionalGAN(gan.GAN):
             raise ValueError(f"The generator must take [z, labels]; it takes {len(generator.inputs)} "
                              "input(s). Build it with conditional.build_conditional_generator.")
         self.image_shape = tuple(generator.outputs[0].shape[1:])
+        self.ema, self.average_generator = self._check_ema(ema), None
+        if self.ema is not None:
+            self.average_generator = keras.models.clone_model(generator)
+            self.average_generator.set_weights(generator.get_weights())
+            self.average_generator.trainable = False  # Only `update_moving_average` moves it.
+            self.ema_updates = keras.Variable(0.0, trainable=False, name="ema_updates")
+
+    @staticmethod
+    def _check_ema(ema):
+        if ema is None:
+            return None
+        if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0.0 < ema < 1.0:
+            raise ValueError(f"`ema` must be None or a decay in (0, 1), e.g. 0.999; got "
+                             f"{describe(ema)}.")
+        return float(ema)
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes}
+        return {**super().get_config(), "num_classes": self.num_classes, "ema": self.ema}
+
+    @property
+    def sampler(self):
+        """The network that `generate_class` and `generate` use: the averaged generator if
+        the model was built with `ema=`, else the generator."""
+        return self.generator if self.average_generator is None else self.average_generator
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit` on (images, labels), after checking their shapes and range."""
@@ -131,6 +199,10 @@ class ConditionalGAN(gan.GAN):
             g_loss = self._generator_loss(fake, labels)
         weights = self.generator.trainable_weights
         self.g_optimizer.apply(tape.gradient(g_loss, weights), weights)
+        if self.average_generator is not None:
+            self.ema_updates.assign_add(1.0)
+            update_moving_average(self.average_generator.weights, self.generator.weights,
+                                  moving_average_decay(self.ema, self.ema_updates))
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         for tracker in self.metrics[2:]:
@@ -138,7 +210,8 @@ class ConditionalGAN(gan.GAN):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def generate_class(self, label, n, *, seed):
-        """Returns n images of class `label`: G(z, y = label), z ~ N(0, I) drawn with `seed`.
+        """Returns n images of class `label`: G(z, y = label), z ~ N(0, I) drawn with `seed`
+        (G the averaged generator if the model was built with `ema=`).
 
         Args:
             label: an int in 0..num_classes-1.
@@ -153,22 +226,22 @@ class ConditionalGAN(gan.GAN):
         """
         z, labels = conditional.class_noise(label, n, latent_dim=self.latent_dim,
                                             num_classes=self.num_classes, seed=seed)
-        return ops.convert_to_numpy(self.generator([z, labels], training=False))
+        return ops.convert_to_numpy(self.sampler([z, labels], training=False))
 
     def generate(self, n, *, seed):
         """Returns n images whose classes cycle 0, 1, ..., K-1, 0, ... (e.g. for SampleGrid)."""
         n = require_int(n, "n", minimum=1)
         z = keras.random.normal((n, self.latent_dim), seed=seed)
         labels = ops.arange(n, dtype="int32") % self.num_classes
-        return ops.convert_to_numpy(self.generator([z, labels], training=False))
+        return ops.convert_to_numpy(self.sampler([z, labels], training=False))
 
 
 @keras.saving.register_keras_serializable(package="dgm_course")
 class ACGAN(ConditionalGAN):
     """The auxiliary classifier GAN: D(x) -> [source logit, class logits] (Odena et al., 2017).
 
-    d_loss = -(L_S + L_C) and g_loss = -log D_S(G(z, c)) - log P(C = c | G(z, c)) (the
-    non-saturating form of G maximising L_C - L_S). The tracker `class_loss` is -L_C;
+    d_loss = -(L_S + L_C) and g_loss = -log D_S(G(z, c)) - lambda_C log P(C = c | G(z, c))
+    (the non-saturating form of G maximising lambda_C L_C - L_S; lambda_C = 1 in the paper). The tracker `class_loss` is -L_C;
     `real_accuracy` is how often D's classifier head names a real image's label.
     Explained in notebooks/08_conditional.ipynb, section "The AC-GAN".
 
@@ -176,11 +249,17 @@ class ACGAN(ConditionalGAN):
         generator: [z, labels] -> images, e.g. `conditional.build_conditional_generator`.
         discriminator: images -> [source logit (batch, 1), class logits (batch, K)], e.g.
             `conditional.build_auxiliary_discriminator`.
-        latent_dim, num_classes, seed, label_smoothing, **kwargs: as for `ConditionalGAN`.
+        class_weight: lambda_C, the weight of the class term in the generator's loss; 1 is the
+            paper's loss, larger values make the generator follow the label more closely.
+        latent_dim, num_classes, seed, label_smoothing, ema, **kwargs: as for `ConditionalGAN`.
     """
 
-    def __init__(self, generator, discriminator, **kwargs):
+    def __init__(self, generator, discriminator, *, class_weight=1.0, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
+        if not isinstance(class_weight, (int, float)) or not class_weight > 0:
+            raise ValueError(f"`class_weight` must be a positive number; got {class_weight!r}. "
+                             "Use 1.0 for the paper's loss.")
+        self.class_weight = float(class_weight)
         if len(discriminator.outputs) != 2 or discriminator.outputs[1].shape[-1] != self.num_classes:
             raise ValueError(
                 "The AC-GAN's discriminator must output [source logit (batch, 1), class logits "
@@ -213,7 +292,12 @@ class ACGAN(ConditionalGAN):
         # -log D_S(G(z, c)) - log P(C = c | G(z, c))  # scalar
         class_term = ops.mean(ops.sparse_categorical_crossentropy(labels, fake_classes,
                                                                   from_logits=True))
-        return losses.generator_loss(fake_source) + class_term
+        # lambda_C * class_term: lambda_C = 1 in Odena et al.; a larger weight is our departure.
+        return losses.generator_loss(fake_source) + self.class_weight * class_term
+
+    def get_config(self):
+        return {**super().get_config(), "class_weight": self.class_weight}
 
 
-__all__ = ["ACGAN", "ConditionalGAN", "auxiliary_loss"]
+__all__ = ["ACGAN", "ConditionalGAN", "auxiliary_loss", "moving_average_decay",
+           "update_moving_average"]

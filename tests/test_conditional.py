@@ -208,6 +208,18 @@ def test_acgan_losses_are_l_s_plus_l_c_for_d_and_l_c_minus_l_s_for_g():
     # G: the non-saturating -log D_S(G(z, c)) - log P(C = c | G(z, c)).
     g_expected = softplus(-fake_source).mean() - log_softmax(fake_classes)[rows, y].mean()
     np.testing.assert_allclose(float(model._generator_loss(fake, y)), g_expected, rtol=1e-4)
+    # With lambda_C = 3 the class term counts three times; the config keeps it.
+    model.class_weight = 3.0
+    g_weighted = softplus(-fake_source).mean() - 3 * log_softmax(fake_classes)[rows, y].mean()
+    np.testing.assert_allclose(float(model._generator_loss(fake, y)), g_weighted, rtol=1e-4)
+    assert model.get_config()["class_weight"] == 3.0
+
+
+def test_acgan_class_weight_must_be_positive():
+    generator = conditional.build_conditional_generator(latent_dim=LATENT, width=8)
+    with pytest.raises(ValueError, match="class_weight` must be a positive number; got 0"):
+        conditional_gan.ACGAN(generator, conditional.build_auxiliary_discriminator(width=8),
+                              latent_dim=LATENT, num_classes=K, class_weight=0)
 
 
 def test_cgan_discriminator_judges_pairs():
@@ -304,3 +316,62 @@ def test_check_labels():
         conditional.check_labels([0, 1], K, n=3)
     with pytest.raises(ValueError, match=r"0\.\.9"):
         conditional.check_labels([-1], K)
+
+
+
+def test_moving_average_decay_warms_up_then_stays_at_decay():
+    steps = np.array([1, 2, 10, 100, 1000, 10_000, 100_000], np.float32)
+    got = keras.ops.convert_to_numpy(conditional_gan.moving_average_decay(0.999, steps))
+    np.testing.assert_allclose(got, np.minimum(0.999, (1 + steps) / (10 + steps)), rtol=1e-6)
+
+
+def test_update_moving_average_matches_numpy():
+    rng = np.random.default_rng(0)
+    old, new = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4))
+    averages = [keras.Variable(a.astype("float32")) for a in old]
+    conditional_gan.update_moving_average(averages, [v.astype("float32") for v in new], 0.9)
+    for average, a, v in zip(averages, old, new, strict=True):
+        np.testing.assert_allclose(average.numpy(), 0.9 * a + 0.1 * v, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="same network"):
+        conditional_gan.update_moving_average(averages, [new[0]], 0.9)
+
+# (plus test_ema_averages_the_generator_and_samples_from_the_average[cgan|acgan]: a NumPy
+# transcription of the averaged weights over 4 fit steps, generate_class == average_generator,
+# config round trip; and test_bad_ema_is_refused for 0.0, 1.0, 1.5, "0.999", True)
+
+
+@pytest.mark.parametrize("kind", ["cgan", "acgan"])
+def test_ema_averages_the_generator_and_samples_from_the_average(kind):
+    model = make_model(kind)
+    generator, discriminator = model.generator, model.discriminator
+    cls = conditional_gan.ACGAN if kind == "acgan" else conditional_gan.ConditionalGAN
+    model = cls(generator, discriminator, latent_dim=LATENT, num_classes=K, seed=0, ema=0.9)
+    model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    expected = [w.astype(np.float64) for w in model.generator.get_weights()]
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(model.generator.get_weights())
+
+    x, y = training_images(kind, n=32)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[Record()])
+    # average <- d_t * average + (1 - d_t) * weights, d_t = min(0.9, (1 + t) / (10 + t)).
+    for t, weights in enumerate(seen, start=1):
+        decay = min(0.9, (1 + t) / (10 + t))
+        expected = [decay * a + (1 - decay) * w for a, w in zip(expected, weights, strict=True)]
+    for average, want in zip(model.average_generator.get_weights(), expected, strict=True):
+        np.testing.assert_allclose(average, want, rtol=1e-4, atol=1e-5)
+    assert model.sampler is model.average_generator and model.get_config()["ema"] == 0.9
+    images = model.generate_class(3, 4, seed=1)
+    z, labels = conditional.class_noise(3, 4, latent_dim=LATENT, num_classes=K, seed=1)
+    np.testing.assert_allclose(images, model.average_generator([z, labels]).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, 1.5, "0.999", True])
+def test_bad_ema_is_refused(bad):
+    generator = conditional.build_conditional_generator(latent_dim=LATENT, width=8)
+    with pytest.raises(ValueError, match="`ema` must be None or a decay in"):
+        conditional_gan.ConditionalGAN(generator, conditional.build_conditional_discriminator(width=8),
+                                       latent_dim=LATENT, num_classes=K, ema=bad)
