@@ -173,6 +173,7 @@ def twice(model, batch_size):
     (lambda m, b: (generator_step(m, b), m.generator.trainable_weights)[1], "not a number"),
     (lambda m, b: ops.stack([generator_step(m, b)] * 2), "not the loss"),
     (lambda m, b: generator_step(m, b, outside=True), "inside the `with tf.GradientTape"),
+    (lambda m, b: m.generator_network(b), "raised AttributeError"),
     (lambda m, b: generator_step(m, b, sign=-1.0), "uphill"),
     (lambda m, b: generator_step(m, b, loss=lambda l: 2 * losses.generator_loss(l)), "expected"),
 ])

@@ -86,6 +86,8 @@ def concatenated(r, ry, f, fy):
     (lambda r, ry, f, fy: cross_entropy(ry, r[1]), "only the real"),
     (lambda r, ry, f, fy: cross_entropy(fy, f[1]), "only the fake"),
     (lambda r, ry, f, fy: cross_entropy(ry, r[0]) + cross_entropy(fy, f[0]), "source logit"),
+    (lambda r, ry, f, fy: cross_entropy(ry, r) + cross_entropy(fy, f), "whole outputs pair"),
+    (lambda r, ry, f, fy: cross_entropy(ry, r[1]) + undefined_name, "raised NameError"),  # noqa: F821
     (lambda r, ry, f, fy: cross_entropy(ry, r[1], False) + cross_entropy(fy, f[1], False),
      "from_logits=False"),
     # tf.nn.softmax: after ops.softmax, Keras notices and uses the logits underneath.

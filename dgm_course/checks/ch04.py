@@ -187,9 +187,12 @@ def _step_loss(generator_step, model, batch_size, exercise, hint):
     """Runs the learner's step and returns the loss it returns, as a float."""
     try:
         out = generator_step(model, batch_size)
-    except ValueError as error:
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the learner's code may fail in any way.
         if "No gradients provided" not in str(error):
-            raise
+            fail(exercise, f"generator_step raised {type(error).__name__}: {str(error)[:200]}. "
+                 "It is called as generator_step(model, batch_size) with a gan.GAN model.", hint)
         fail(exercise, f'no gradient reached the generator ("{error}"): the forward pass must '
              "happen inside the `with tf.GradientTape() as tape:` block, which records only "
              "what runs inside it.", hint)

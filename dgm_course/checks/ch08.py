@@ -187,7 +187,15 @@ def _auxiliary_value(auxiliary_loss, real, real_labels, fake, fake_labels, exerc
             fail(exercise, f"{error}: the labels do not fit the batch. Are real and fake labels "
                  "swapped? Score real_outputs with real_labels, fake_outputs with fake_labels.",
                  hint)
-        raise
+        if isinstance(error, NotImplementedError):
+            raise
+        if "Shapes of all inputs must match" in str(error):
+            fail(exercise, "the loss was given the whole outputs pair [source logit, class logits] "
+                 "(shapes (b, 1) and (b, K) cannot be stacked into one tensor); it needs the "
+                 "class logits only, outputs[1].", hint)
+        fail(exercise, f"auxiliary_loss raised {type(error).__name__}: {str(error)[:200]}. Each "
+             "outputs argument is a pair [source logits (b, 1), class logits (b, K)] and each "
+             "labels argument (b,) integers.", hint)
     out = _numbers(out, exercise, "auxiliary_loss")
     if out.shape not in ((), (1,)):
         fail(exercise, f"auxiliary_loss returned shape {out.shape}; expected a scalar (the sum "
