@@ -2,8 +2,8 @@
 
 A label y in 0..K-1 enters a network through a learned embedding: concatenated to the latent
 vector z in a generator (Mirza & Osindero, 2014), reshaped to one extra image channel in a
-discriminator or an encoder. Also the convolutional builders of the conditional GAN and the
-AC-GAN (Odena et al., 2017), following the DCGAN rules of `dgm_course.dcgan`, and the checks
+discriminator or an encoder, or projected onto a discriminator's features (Miyato & Koyama,
+2018). Also the convolutional builders of the conditional GAN and the AC-GAN (Odena et al., 2017), following the DCGAN rules of `dgm_course.dcgan`, and the checks
 every conditional model shares. The models are in `conditional_gan` and `conditional_vae`.
 Explained in notebooks/08_conditional.ipynb, section "Condition on a label".
 """
@@ -142,6 +142,40 @@ def build_conditional_discriminator(image_shape=(28, 28, 1), *, num_classes=10, 
     return keras.Model([images, labels], logit, name="conditional_discriminator")
 
 
+def build_projection_discriminator(image_shape=(28, 28, 1), *, num_classes=10, width=32):
+    """Returns a discriminator [images, labels (batch,)] -> logit (batch, 1) with a projection.
+
+    D's logit = w . phi(x) + b + e_y . phi(x): phi the DCGAN convolutions (flattened features),
+    w and b one dense unit, e_y a learned vector per class (Miyato & Koyama, 2018). The label does not enter
+    the convolutions; it picks the direction in feature space along which the image must score.
+    Where the label channel asks every filter to learn the classes, the projection term is the
+    log-ratio log p_data(y | x) / p_G(y | x) the optimal discriminator needs, in one inner product.
+    Explained in notebooks/08_conditional.ipynb, section "The conditional GAN".
+
+    Args:
+        image_shape: (28, 28, 1) or (32, 32, 3).
+        num_classes: K, the number of labels.
+        width: channels of the first convolution.
+
+    Returns:
+        A functional `keras.Model` named "projection_discriminator".
+
+    Example:
+        >>> build_projection_discriminator().output_shape
+        (None, 1)
+    """
+    shape, stages = dcgan._stages(image_shape)
+    num_classes = require_int(num_classes, "num_classes", minimum=2)
+    images, labels = _inputs(shape, with_labels=True)
+    features = _features(images, stages, require_int(width, "width", minimum=1))  # (batch, F)
+    embedding = layers.Embedding(num_classes, features.shape[-1], name="class_projection")
+    unconditional = layers.Dense(1, name="logit")(features)  # w . phi(x) + b  # (batch, 1)
+    # e_y . phi(x)  # (batch, 1)
+    projection = ops.sum(embedding(labels) * features, axis=-1, keepdims=True)
+    return keras.Model([images, labels], unconditional + projection,
+                       name="projection_discriminator")
+
+
 def build_auxiliary_discriminator(image_shape=(28, 28, 1), *, num_classes=10, width=32):
     """Returns the AC-GAN discriminator images -> [source logit (batch, 1), class logits (batch, K)].
 
@@ -217,6 +251,6 @@ def split_batch(data):
 
 
 __all__ = ["build_auxiliary_discriminator", "build_conditional_discriminator",
-           "build_conditional_generator", "check_image_shape", "check_labels", "check_training_data",
+           "build_conditional_generator", "build_projection_discriminator", "check_image_shape", "check_labels", "check_training_data",
            "class_noise",
            "conditional_input", "label_channel", "split_batch"]

@@ -375,3 +375,41 @@ def test_bad_ema_is_refused(bad):
     with pytest.raises(ValueError, match="`ema` must be None or a decay in"):
         conditional_gan.ConditionalGAN(generator, conditional.build_conditional_discriminator(width=8),
                                        latent_dim=LATENT, num_classes=K, ema=bad)
+
+
+# The projection discriminator (Miyato & Koyama, 2018).
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_projection_discriminator_is_w_phi_plus_b_plus_e_y_phi(shape):
+    set_seed(0)
+    network = conditional.build_projection_discriminator(shape, num_classes=K, width=8)
+    assert network.output_shape == (None, 1)
+    x, y = images_and_labels(5, shape)
+    # phi(x): the flattened convolutional features, read from the model's own graph.
+    features = keras.Model(network.inputs, network.get_layer("logit").input)
+    phi = keras.ops.convert_to_numpy(features([x, y]))  # (5, F)
+    kernel, bias = network.get_layer("logit").get_weights()  # w (F, 1), b (1,)
+    [table] = network.get_layer("class_projection").get_weights()  # e (K, F)
+    table = np.random.default_rng(1).normal(size=table.shape).astype("float32")
+    network.get_layer("class_projection").set_weights([table])  # Not the zero-ish init.
+    # D's logit = w . phi(x) + b + e_y . phi(x), in NumPy  # (5, 1)
+    expected = phi @ kernel + bias + np.sum(table[y] * phi, axis=1, keepdims=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(network([x, y])), expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_conditional_gan_trains_with_the_projection_discriminator_and_the_label_matters():
+    set_seed(0)
+    model = conditional_gan.ConditionalGAN(
+        conditional.build_conditional_generator(latent_dim=LATENT, width=8),
+        conditional.build_projection_discriminator(width=8), latent_dim=LATENT,
+        num_classes=K, seed=0)
+    model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                  g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    x, y = training_images("cgan")
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
+    assert all(np.isfinite(values[-1]) for values in history.values())
+    [real_logits] = discriminator_outputs(model, x[:6], y[:6])
+    [other] = discriminator_outputs(model, x[:6], (y[:6] + 1) % K)
+    assert not np.allclose(real_logits, other)  # The label is part of what D judges.
