@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from dgm_course import conditional, gan, losses
+from dgm_course import accelerate, conditional, gan, losses
 from dgm_course._validation import describe, require_int
 
 
@@ -107,7 +107,8 @@ class ConditionalGAN(gan.GAN):
         generator: a model [z (batch, latent_dim), labels (batch,)] -> images, e.g.
             `conditional.build_conditional_generator`.
         discriminator: a model [images, labels] -> logit (batch, 1), e.g.
-            `conditional.build_conditional_discriminator`.
+            `conditional.build_projection_discriminator` (or the label-channel
+            `conditional.build_conditional_discriminator`).
         latent_dim: size of z. num_classes: K. seed: seed of the training noise.
         label_smoothing: one-sided label smoothing of the real targets, in [0, 1).
         ema: None, or a decay in (0, 1) such as 0.999: then the model also keeps
@@ -118,7 +119,7 @@ class ConditionalGAN(gan.GAN):
         **kwargs: passed to `keras.Model`.
 
     Example:
-        >>> model = ConditionalGAN(build_conditional_generator(), build_conditional_discriminator(),
+        >>> model = ConditionalGAN(build_conditional_generator(), build_projection_discriminator(),
         ...                        latent_dim=64, num_classes=10, seed=0)
         >>> model.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
         ...               g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
@@ -191,14 +192,16 @@ class ConditionalGAN(gan.GAN):
         fake = self.generator([self._noise(batch_size), labels], training=True)
         with tf.GradientTape() as tape:
             d_loss, extras = self._discriminator_loss(real, fake, labels)
+            scaled = accelerate.scaled_loss(d_loss, self.d_optimizer)  # / replicas, * scale
         weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply(tape.gradient(d_loss, weights), weights)
+        self.d_optimizer.apply(tape.gradient(scaled, weights), weights)
         # Generator step on fresh noise, through the updated discriminator.
         with tf.GradientTape() as tape:
             fake = self.generator([self._noise(batch_size), labels], training=True)
             g_loss = self._generator_loss(fake, labels)
+            scaled = accelerate.scaled_loss(g_loss, self.g_optimizer)
         weights = self.generator.trainable_weights
-        self.g_optimizer.apply(tape.gradient(g_loss, weights), weights)
+        self.g_optimizer.apply(tape.gradient(scaled, weights), weights)
         if self.average_generator is not None:
             self.ema_updates.assign_add(1.0)
             update_moving_average(self.average_generator.weights, self.generator.weights,
@@ -290,8 +293,9 @@ class ACGAN(ConditionalGAN):
     def _generator_loss(self, fake, labels):
         fake_source, fake_classes = self.discriminator(fake, training=True)
         # -log D_S(G(z, c)) - log P(C = c | G(z, c))  # scalar
-        class_term = ops.mean(ops.sparse_categorical_crossentropy(labels, fake_classes,
-                                                                  from_logits=True))
+        # In float32: under a mixed policy the logits are float16 or bfloat16 (chapter 09).
+        class_term = ops.mean(ops.sparse_categorical_crossentropy(
+            labels, ops.cast(fake_classes, "float32"), from_logits=True))
         # lambda_C * class_term: lambda_C = 1 in Odena et al.; a larger weight is our departure.
         return losses.generator_loss(fake_source) + self.class_weight * class_term
 

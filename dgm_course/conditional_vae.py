@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from dgm_course import conditional, dcgan, losses, vae
+from dgm_course import accelerate, conditional, dcgan, losses, vae
 from dgm_course._validation import require_int
 
 
@@ -167,7 +167,9 @@ class ConditionalVAE(vae.VAE):
         with tf.GradientTape() as tape:
             reconstruction, kl = self.compute_terms(x, labels, training=True)
             loss = self._loss(reconstruction, kl)
-        self.optimizer.apply(tape.gradient(loss, self.trainable_weights), self.trainable_weights)
+            scaled = accelerate.scaled_loss(loss, self.optimizer)  # / replicas, * scale
+        self.optimizer.apply(tape.gradient(scaled, self.trainable_weights),
+                             self.trainable_weights)
         return self._record(reconstruction, kl)
 
     def test_step(self, data):

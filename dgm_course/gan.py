@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from dgm_course import losses
+from dgm_course import accelerate, losses
 from dgm_course._validation import describe, require_int
 
 
@@ -115,8 +115,10 @@ class GAN(keras.Model):
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """Sets one optimizer per player (the two never share moment estimates)."""
         super().compile(**kwargs)
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
+        # Under mixed_float16, each is wrapped in a LossScaleOptimizer (chapter 09).
+        self.d_optimizer = accelerate.loss_scale_optimizer(d_optimizer)
+        self.g_optimizer = accelerate.loss_scale_optimizer(g_optimizer)
+        accelerate.build_optimizers(self, d_optimizer="discriminator", g_optimizer="generator")
 
     @property
     def metrics(self):
@@ -128,7 +130,9 @@ class GAN(keras.Model):
         return self.generator(z, training=training)
 
     def _noise(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        # z ~ N(0, I), different on each replica under tf.distribute (chapter 09).
+        return accelerate.replica_random(keras.random.normal, (batch_size, self.latent_dim),
+                                         seed=self.seed_generator)
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data  # Labels, if any, unused.
@@ -140,15 +144,18 @@ class GAN(keras.Model):
             fake_logits = self.discriminator(fake, training=True)
             d_loss = losses.discriminator_loss(real_logits, fake_logits,
                                                label_smoothing=self.label_smoothing)
+            # / replicas, * loss scale: correct on several devices and in float16 (chapter 09).
+            scaled = accelerate.scaled_loss(d_loss, self.d_optimizer)
         weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply(tape.gradient(d_loss, weights), weights)
+        self.d_optimizer.apply(tape.gradient(scaled, weights), weights)
         # Generator step on fresh noise, through the updated discriminator.
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(
                 self.generator(self._noise(batch_size), training=True), training=True)
             g_loss = losses.generator_loss(fake_logits, saturating=self.saturating)
+            scaled = accelerate.scaled_loss(g_loss, self.g_optimizer)
         weights = self.generator.trainable_weights
-        self.g_optimizer.apply(tape.gradient(g_loss, weights), weights)
+        self.g_optimizer.apply(tape.gradient(scaled, weights), weights)
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {metric.name: metric.result() for metric in self.metrics}

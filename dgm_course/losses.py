@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from dgm_course import accelerate
 from dgm_course._validation import describe
 
 
@@ -193,7 +194,7 @@ def gradient_penalty(critic, real, fake, *, seed):
     _same_shape(real, fake, "real", "fake")
     # eps ~ U(0, 1), one per example  # (batch, 1, ..., 1)
     eps_shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
-    eps = keras.random.uniform(eps_shape, dtype=real.dtype, seed=seed)
+    eps = accelerate.replica_random(keras.random.uniform, eps_shape, dtype=real.dtype, seed=seed)
     # x_hat = eps * x + (1 - eps) * x_tilde  # (batch, ...)
     x_hat = eps * real + (1.0 - eps) * fake
     with tf.GradientTape() as tape:
@@ -370,6 +371,8 @@ def reparameterize(z_mean, z_log_var, *, seed):
     z_mean, z_log_var = _float_tensors(z_mean=z_mean, z_log_var=z_log_var)
     _same_shape(z_mean, z_log_var, "z_mean", "z_log_var", min_ndim=2)
     # eps ~ N(0, I)  # (batch, latent_dim)
-    eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=seed)
+    # (different on each replica under tf.distribute, chapter 09)
+    eps = accelerate.replica_random(keras.random.normal, ops.shape(z_mean), dtype=z_mean.dtype,
+                                    seed=seed)
     # z = mean + exp(0.5 * log_var) * eps  # (batch, latent_dim)
     return z_mean + ops.exp(0.5 * z_log_var) * eps

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from dgm_course import losses
+from dgm_course import accelerate, losses
 from dgm_course._validation import require_choice, require_int
 
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -64,6 +64,9 @@ class VAE(keras.Model):
             self.decoder_log_var = self.add_weight(
                 shape=tuple(decoder.outputs[0].shape[1:]), initializer="zeros",
                 name="decoder_log_var")
+        # Every weight exists now. Marked built, `fit` under a tf.distribute strategy skips its
+        # trial call `self(x)`, which a conditional VAE (inputs [x, labels]) cannot take.
+        self.built = True
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -108,12 +111,21 @@ class VAE(keras.Model):
         self.kl_tracker.update_state(ops.mean(kl))
         return {metric.name: metric.result() for metric in self.metrics}
 
+    def compile(self, optimizer="adam", **kwargs):
+        """`keras.Model.compile`; under mixed_float16 the optimizer is wrapped in
+        `accelerate.ReplicaSafeLossScaleOptimizer` (chapter 09) rather than Keras's own."""
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            optimizer = accelerate.loss_scale_optimizer(optimizer)
+        super().compile(optimizer=optimizer, **kwargs)
+
     def train_step(self, data):
         x = _features(data, self.encoder)
         with tf.GradientTape() as tape:
             reconstruction, kl = self.compute_terms(x, training=True)
             loss = self._loss(reconstruction, kl)
-        gradients = tape.gradient(loss, self.trainable_weights)
+            # / replicas, * loss scale: correct on several devices and in float16 (chapter 09).
+            scaled = accelerate.scaled_loss(loss, self.optimizer)
+        gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._record(reconstruction, kl)
 

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from dgm_course import losses
+from dgm_course import accelerate, losses
 from dgm_course._validation import describe, require_int
 from dgm_course.gan import GAN, check_batch_shape, checked_fit_arguments
 
@@ -96,7 +96,10 @@ class WGAN(keras.Model):
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """Sets the critic's optimizer `d_optimizer` and the generator's `g_optimizer`."""
         super().compile(**kwargs)
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        # Under mixed_float16, each is wrapped in a LossScaleOptimizer (chapter 09).
+        self.d_optimizer = accelerate.loss_scale_optimizer(d_optimizer)
+        self.g_optimizer = accelerate.loss_scale_optimizer(g_optimizer)
+        accelerate.build_optimizers(self, d_optimizer="critic", g_optimizer="generator")
 
     @property
     def metrics(self):
@@ -117,8 +120,9 @@ class WGAN(keras.Model):
                 gp = losses.gradient_penalty(self.critic, real, fake, seed=self.seed_generator)
             # d_loss = critic_loss + lambda * gp
             d_loss = critic_loss + self.gp_weight * gp
+            scaled = accelerate.scaled_loss(d_loss, self.d_optimizer)  # / replicas, * scale
         weights = self.critic.trainable_weights
-        self.d_optimizer.apply(tape.gradient(d_loss, weights), weights)
+        self.d_optimizer.apply(tape.gradient(scaled, weights), weights)
         if self.clip_value is not None:  # w <- clip(w, -c, c), Arjovsky et al., Algorithm 1.
             for weight in weights:
                 weight.assign(ops.clip(weight, -self.clip_value, self.clip_value))
@@ -134,8 +138,9 @@ class WGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.generator(self._noise(ops.shape(real)[0]), training=True)
             g_loss = losses.critic_generator_loss(self.critic(fake, training=True))
+            scaled = accelerate.scaled_loss(g_loss, self.g_optimizer)
         weights = self.generator.trainable_weights
-        self.g_optimizer.apply(tape.gradient(g_loss, weights), weights)
+        self.g_optimizer.apply(tape.gradient(scaled, weights), weights)
         # The critic's values are those of its last step, after n_critic - 1 updates.
         values = {"d_loss": d_loss, "g_loss": g_loss, "wasserstein": wasserstein, "gp": gp}
         for name, tracker in self.trackers.items():

@@ -3,6 +3,18 @@
 import numpy as np
 import pytest
 
+# Two logical CPU devices, so tests/test_accelerate.py can train under a two-replica
+# MirroredStrategy. TensorFlow fixes its devices when it first runs an operation, so this
+# runs before any test module is imported; one-device code runs on the first device with
+# the same numbers as before. Guarded: if it cannot split (TensorFlow already started, or
+# missing), the other tests run as usual and the two-replica tests skip, saying why.
+try:
+    from dgm_course import accelerate
+
+    accelerate.split_cpu(2)
+except Exception:  # Whatever it is, it must not break the rest of the suite.
+    pass
+
 
 @pytest.fixture(scope="session")
 def digits():
