@@ -220,14 +220,19 @@ def set_precision(policy):
 
 
 def build_optimizers(model, **networks):
-    """Creates each optimizer's variables now, for `model.<optimizer>` and `model.<network>`
-    named in `networks` (e.g. d_optimizer="discriminator"), if the network is built.
+    """Inside a `strategy.scope()`, creates each optimizer's variables now, for
+    `model.<optimizer>` and `model.<network>` named in `networks` (e.g.
+    d_optimizer="discriminator"), if the network is built. Outside one it does nothing.
 
     Keras builds the optimizer of a plain `compile(optimizer=...)` itself; the GANs' two
     optimizers it does not know. Built lazily in the first step under a `MirroredStrategy`,
     their variables would be created inside a replica, which fails; built in `compile`,
-    inside `strategy.scope()`, they are mirrored like the weights.
+    inside `strategy.scope()`, they are mirrored like the weights. Without a strategy they
+    stay lazy, as in chapters 03 to 08 (an exercise check applies an optimizer to the other
+    player's weights on purpose, to name that mistake, which a built optimizer would refuse).
     """
+    if not tf.distribute.has_strategy():
+        return
     for optimizer_name, network_name in networks.items():
         optimizer, network = getattr(model, optimizer_name), getattr(model, network_name)
         if network.built and not optimizer.built and network.trainable_weights:

@@ -279,6 +279,8 @@ def _build_variables(model):
                                          ("g_optimizer", "generator"), ("optimizer", None)):
         optimizer = getattr(model, optimizer_name, None)
         network = getattr(model, network_name, None) if network_name else model
+        if network is None and network_name == "discriminator":  # A WGAN's is its critic.
+            network = getattr(model, "critic", None)
         if optimizer is not None and not optimizer.built and network.trainable_weights:
             if optimizer_name == "optimizer" and hasattr(model, "d_optimizer"):
                 continue  # The GAN's unused default optimizer stays as saved (unbuilt).
