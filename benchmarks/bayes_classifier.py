@@ -122,13 +122,13 @@ def bayes_rows(model, x_test, y_test, x_unknown, log_prior, args):
     return accuracy, rejection
 
 
-def reference_rows(x_train, y_train, x_test, y_test, x_unknown, args):
-    """The discriminative CNN's accuracy row and its max-softmax rejection row."""
+def reference_probabilities(x_train, y_train, x_test, x_unknown, args):
+    """The discriminative CNN trained on uint8 (x_train, y_train): its softmax probabilities
+    {"known": on x_test, "unknown": on x_unknown}, each float64 (n, 10)."""
     import numpy as np
 
     from dgm_course import metrics, preprocessing
 
-    start = time.perf_counter()
     classifier = metrics.train_reference_classifier(
         preprocessing.normalize(x_train), y_train, epochs=args.classifier_epochs, seed=args.seed)
     probabilities = {}
@@ -137,6 +137,13 @@ def reference_rows(x_train, y_train, x_test, y_test, x_unknown, args):
         # softmax(l) = exp(l - max l) / sum exp(l - max l), in float64  # (n, 10)
         shifted = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
         probabilities[name] = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def reference_rows(x_train, y_train, x_test, y_test, x_unknown, args):
+    """The discriminative CNN's accuracy row and its max-softmax rejection row."""
+    start = time.perf_counter()
+    probabilities = reference_probabilities(x_train, y_train, x_test, x_unknown, args)
     seconds = time.perf_counter() - start
     epochs = args.classifier_epochs
     name = f"discriminative CNN ({epochs} epoch{'s' if epochs != 1 else ''})"
