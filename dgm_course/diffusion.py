@@ -78,6 +78,9 @@ def _per_example(values, t, x):
     picked = ops.convert_to_tensor(np.asarray(values, np.float32)[t - 1])  # () or (batch,)
     if picked.ndim == 0:
         return picked
+    if x.shape[0] is not None and len(t) != x.shape[0]:
+        raise ValueError(f"`t` holds {len(t)} steps for a batch of {x.shape[0]} examples "
+                         f"(shape {tuple(x.shape)}). Pass one step for all, or one per example.")
     return ops.reshape(picked, (-1,) + (1,) * (len(x.shape) - 1))
 
 

@@ -80,3 +80,9 @@ def test_clear_errors():
         diffusion.cumulative_alphas(np.array([0.1, 1.5]))
     with pytest.raises(TypeError, match="callable"):
         diffusion.noise_prediction_loss(3, np.zeros((2, 3), np.float32), ALPHA_BARS, seed=0)
+
+
+def test_one_step_per_example_must_match_the_batch():
+    alpha_bars = diffusion.cumulative_alphas(diffusion.linear_beta_schedule(10))
+    with pytest.raises(ValueError, match="3 steps for a batch of 2"):
+        diffusion.noise_images(np.zeros((2, 4), np.float32), [1, 2, 3], alpha_bars, seed=0)
