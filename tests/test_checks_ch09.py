@@ -274,7 +274,7 @@ def _overlapped_steps(*, n, prefetch):
     """Returns how many of n training steps overlapped with the loading of the next
     element. Element i begins loading only once step i - 1 has begun, and records whether that
     step is still running; with a prefetch, step i - 1 ends only after element i has been
-    recorded (without one, it would wait forever: its 10 s timeout is never needed here).
+    recorded (without one the step cannot wait for it: element i loads only once the step ends).
     The count therefore depends on the pipeline's structure alone, never on timing."""
     wait = prefetch is not None
     step_began = [threading.Event() for _ in range(n + 2)]
