@@ -6,7 +6,7 @@ only with NotImplementedError."""
 import pytest
 from nbclient import NotebookClient
 
-from tools import exercises, nbtools
+from tools import exercises, freshness, nbtools
 
 RENDERED = nbtools.notebook_paths(*nbtools.RENDERED_DIRS)
 EXERCISES = nbtools.notebook_paths("exercises")
@@ -25,12 +25,12 @@ def test_exercises_are_generated_from_solutions():
 
 @pytest.mark.parametrize("path", RENDERED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_outputs_were_made_by_the_current_code(path):
-    notebook = nbtools.read(path)
-    stamp = notebook.metadata.get("dgm_course")
-    fix = f"Run: python tools/render.py {path.relative_to(nbtools.ROOT)}"
-    assert stamp, f"{path.name} was never rendered. {fix}"
-    assert stamp["profile"] == nbtools.RENDER_PROFILE, f"rendered in {stamp['profile']}. {fix}"
-    assert stamp["code_sha256"] == nbtools.code_hash(notebook), f"code changed since render. {fix}"
+    """The stamp records the code cells and every package module they import, directly or
+    not (tools/freshness.py); a change in either makes the stored outputs stale."""
+    reasons = freshness.stale_reasons(nbtools.read(path))
+    assert not reasons, (f"{path.name}'s outputs are stale: {'; '.join(reasons)}. "
+                         f"Run: python tools/render.py {path.relative_to(nbtools.ROOT)} "
+                         "(or python tools/render.py --stale for every stale notebook)")
 
 
 @pytest.mark.parametrize("path", RENDERED, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -85,29 +85,3 @@ def test_exercise_notebook_runs_and_fails_only_where_the_learner_works(path):
         assert output.ename == "NotImplementedError", (
             f"{path.name} cell {index} failed with {output.ename}: {output.evalue}"
         )
-
-
-def test_render_drops_only_tensorflow_start_up_logs():
-    from nbformat.v4 import new_code_cell, new_notebook, new_output
-
-    from tools.render import strip_tensorflow_logs
-
-    logs = (
-        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-        "I0000 00:00:1795644218.667628   25876 port.cc:153] oneDNN custom operations are on.\n"
-    )
-    cell = new_code_cell("import tensorflow")
-    cell.outputs = [
-        new_output("stream", name="stderr", text=logs + "UserWarning: a real warning\n"),
-        new_output("stream", name="stderr", text=logs),
-        new_output("stream", name="stdout", text="I0000 00:00:1.2   1 a.cc:1] stdout stays\n"),
-        new_output("stream", name="stderr", text="\rbar  10%"),
-        new_output("stream", name="stderr", text="\rbar  50%" + logs.splitlines()[1] + "\n"),
-        new_output("stream", name="stderr", text="\rbar 100%\nnext\n"),
-    ]
-    notebook = new_notebook(cells=[cell])
-    strip_tensorflow_logs(notebook)
-    assert [output.text for output in cell.outputs] == [
-        "UserWarning: a real warning\n", "I0000 00:00:1.2   1 a.cc:1] stdout stays\n",
-        "bar 100%\nnext\n",
-    ]  # The two stderr outputs before stdout were merged into one.

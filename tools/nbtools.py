@@ -1,8 +1,6 @@
-"""What the authoring tools and the tests share: where notebooks live, how a notebook's
-code is fingerprinted, and the setup cell every notebook starts with."""
+"""What the authoring tools and the tests share: where notebooks live, how they are read and
+written, and the setup cell every notebook starts with (tools/freshness.py fingerprints them)."""
 
-import hashlib
-import json
 from pathlib import Path
 
 import nbformat
@@ -38,12 +36,6 @@ def read(path):
 def write(notebook, path):
     """Writes a notebook with stable formatting, so that diffs stay small."""
     Path(path).write_text(nbformat.writes(notebook) + "\n", encoding="utf-8")
-
-
-def code_hash(notebook):
-    """Returns the SHA-256 of a notebook's code cells, the fingerprint of what ran."""
-    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-    return hashlib.sha256(json.dumps(sources).encode("utf-8")).hexdigest()
 
 
 def first_code_cell(notebook):
