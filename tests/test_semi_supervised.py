@@ -124,14 +124,62 @@ def test_dataset_batches_hold_labelled_and_unlabelled_images():
     assert np.array_equal(batches[1][1].numpy(), again[1][1].numpy())  # Same seed, same order.
 
 
+def one_batch_fit(cls=ss.SemiSupervisedGAN):
+    """One fit() step of a model whose discriminator has no noise layers active (std 0), on
+    8 labelled images labelled so that the untrained discriminator gets exactly 5 right.
+    Returns (the logs, the accuracy argmax l(x) == y of the labelled batch before the step,
+    recomputed from the discriminator itself)."""
+    set_seed(0)
+    model = cls(ss.build_generator(SHAPE, latent_dim=LATENT, units=(8,)),
+                ss.build_discriminator(SHAPE, num_classes=K, units=(16, 8), input_noise=0.0,
+                                       hidden_noise=0.0),
+                latent_dim=LATENT, seed=0, unsupervised_weight=0.5)
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+    model.d_optimizer.build(model.discriminator.trainable_variables)  # else fit() traces twice
+    model.g_optimizer.build(model.generator.trainable_variables)
+    x_labelled = images(8, 1)
+    predicted = model.discriminator(x_labelled, training=True)[0].numpy().argmax(axis=1)
+    y_labelled = np.where(np.arange(8) < 5, predicted, (predicted + 1) % K)  # 5 of 8 right
+    # One step sees all 8 labelled images (in some order): the batch's accuracy is theirs.
+    data = ss.make_semi_supervised_dataset(x_labelled, y_labelled, images(8, 2), batch_size=8,
+                                           seed=0, num_classes=K)
+    logs = model.fit(data, epochs=1, verbose=0).history
+    return logs, float(np.mean(predicted == y_labelled))
+
+
 def test_one_batch_fit_gives_finite_losses_and_consistent_trackers():
-    model = make_model(unsupervised_weight=0.5)
-    logs = model.fit(dataset(8), epochs=1, verbose=0).history
+    logs, expected_accuracy = one_batch_fit()
     assert set(logs) == {"d_loss", "g_loss", "supervised", "unsupervised", "accuracy"}
     assert all(np.isfinite(values[0]) for values in logs.values())
     assert logs["d_loss"][0] == pytest.approx(logs["supervised"][0]
                                               + 0.5 * logs["unsupervised"][0], rel=1e-5)
+    # The logged accuracy is that of the labelled batch's logits before D's step.
+    assert expected_accuracy == 5 / 8
+    assert logs["accuracy"][0] == pytest.approx(expected_accuracy)
+
+
+class AccuracyWithShiftedLabels(ss.SemiSupervisedGAN):
+    """Broken: the accuracy compares the predictions with labels misaligned by one class."""
+
+    def _record(self, logits, labels, **losses):
+        return super()._record(logits, (labels + 1) % self.num_classes, **losses)
+
+
+class AccuracyOfTheLeastLikelyClass(ss.SemiSupervisedGAN):
+    """Broken: the accuracy takes argmin of the logits (or of -logits, the losses' sign)."""
+
+    def _record(self, logits, labels, **losses):
+        return super()._record(-logits, labels, **losses)
+
+
+@pytest.mark.parametrize("broken", [AccuracyWithShiftedLabels, AccuracyOfTheLeastLikelyClass],
+                         ids=lambda cls: cls.__name__)
+def test_the_accuracy_check_fails_on_a_broken_accuracy(broken):
+    """The accuracy assertion above can fail: these two broken trackers violate it (the old
+    assertion, 0 <= accuracy <= 1, let both through)."""
+    logs, expected_accuracy = one_batch_fit(broken)
     assert 0.0 <= logs["accuracy"][0] <= 1.0
+    assert logs["accuracy"][0] != pytest.approx(expected_accuracy)
 
 
 def test_same_seed_gives_same_weights():
@@ -218,15 +266,48 @@ def test_moving_average_of_the_discriminator_classifies():
     assert ss.SemiSupervisedGAN.from_config(model.get_config()).ema == 0.9
 
 
-def test_supervised_baseline_is_the_discriminators_classifier():
+def baseline_on_eight_images():
+    """The supervised baseline trained 20 steps on 8 labelled images; returns it with the
+    discriminator it was built on and the data."""
     set_seed(0)
     discriminator = ss.build_discriminator(SHAPE, num_classes=K, units=(16, 8))
-    classifier = ss.train_supervised_baseline(discriminator, images(8), np.arange(8) % K,
-                                              steps=3, batch_size=4)
+    x, y = images(8), np.arange(8) % K
+    classifier = ss.train_supervised_baseline(discriminator, x, y, steps=20, batch_size=8,
+                                              learning_rate=0.01)
+    return classifier, discriminator, x, y
+
+
+def test_supervised_baseline_is_the_discriminators_classifier():
+    classifier, discriminator, x, y = baseline_on_eight_images()
     assert classifier.output_shape == (None, K)
     assert classifier.layers[-1] is discriminator.layers[-1]  # The same network, logits only.
-    loss, accuracy = classifier.evaluate(images(8), np.arange(8) % K, verbose=0)
-    assert np.isfinite(loss) and 0.0 <= accuracy <= 1.0
+    loss, accuracy = classifier.evaluate(x, y, verbose=0)
+    logits = classifier.predict(x, verbose=0).astype(np.float64)
+    # evaluate() reports the cross-entropy and accuracy of its own logits on these images...
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(-np.mean(log_p[np.arange(8), y]), rel=1e-4)
+    assert accuracy == pytest.approx(np.mean(logits.argmax(axis=1) == y))
+    # ...and training taught it the labels of its 8 images (chance: 1/4).
+    assert accuracy >= 0.75
+
+
+def test_the_baseline_check_fails_when_the_labels_are_detached_from_the_images(monkeypatch):
+    """The training assertion above can fail: with images and labels shuffled apart (a broken
+    pipeline) the baseline cannot learn them (the old 0 <= accuracy <= 1 let it through)."""
+
+    def detached(x_labelled, labels, *, batch_size, seed):
+        def shuffled(values, s):
+            return tf.data.Dataset.from_tensor_slices(values).shuffle(
+                len(labels), seed=s, reshuffle_each_iteration=True)
+
+        return (tf.data.Dataset.zip((shuffled(x_labelled, seed), shuffled(labels, seed + 1)))
+                .repeat().batch(batch_size))
+
+    monkeypatch.setattr(ss, "_labelled_batches", detached)
+    classifier, _, x, y = baseline_on_eight_images()
+    _, accuracy = classifier.evaluate(x, y, verbose=0)
+    assert 0.0 <= accuracy < 0.75
 
 
 # Bad input.
@@ -269,16 +350,40 @@ def test_bad_model_input_is_refused():
 # The experiment script, in a tiny configuration (no accuracy is asserted).
 
 
-def test_benchmark_runs_both_contenders_and_prints_a_table():
+def test_benchmark_runs_both_contenders_and_prints_a_table(monkeypatch):
     spec = importlib.util.spec_from_file_location(
         "semi_supervised_benchmark", Path(__file__).resolve().parent.parent
         / "benchmarks" / "semi_supervised.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
+    # Keep the two contenders the benchmark trains, to recompute the accuracies it reports.
+    reports, baselines = [], []
+
+    class RecordedReport(benchmark.EpochReport):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            reports.append(self)
+
+    train_baseline = ss.train_supervised_baseline
+
+    def recorded_baseline(*args, **kwargs):
+        baselines.append(train_baseline(*args, **kwargs))
+        return baselines[-1]
+
+    monkeypatch.setattr(benchmark, "EpochReport", RecordedReport)
+    monkeypatch.setattr(benchmark.semi_supervised, "train_supervised_baseline", recorded_baseline)
     x, y = (images(300, 8) + 1) / 2, np.arange(300) % K
     result = benchmark.run(x, y, x[:40], y[:40], labels_per_class=2, epochs=1, seed=0,
                            baseline_steps=3)
     assert result["labels"] == 2 * K and len(result["curve"]) == 1
-    assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["baseline_accuracy"] <= 1.0
+    # The reported accuracies are those of the two trained contenders on the test images:
+    # the GAN's moving-average classifier (classify) and the baseline's logits.
+    [report], [baseline] = reports, baselines
+    model = report.classifier
+    assert model.classifier is model.average_discriminator
+    assert result["accuracy"] == result["curve"][-1] == result["best_accuracy"]
+    assert result["accuracy"] == pytest.approx(np.mean(model.classify(x[:40]) == y[:40]))
+    logits = baseline.predict(x[:40], verbose=0)
+    assert result["baseline_accuracy"] == pytest.approx(np.mean(logits.argmax(axis=1) == y[:40]))
     rows = benchmark.markdown([("toy", result)]).splitlines()
     assert rows[0].startswith("| dataset | labels | seed |") and rows[2].startswith("| toy | 8 |")
