@@ -283,7 +283,7 @@ def _overlapped_steps(*, n, prefetch):
 
     def load(index):
         if index > 0:
-            step_began[index - 1].wait(timeout=10)
+            step_began[index - 1].wait(timeout=2)
             state["overlaps"] += state["in_step"]
         recorded[index].set()
         return index
@@ -300,12 +300,26 @@ def _overlapped_steps(*, n, prefetch):
         state["in_step"] = True  # the training step
         step_began[step].set()
         if wait:
-            recorded[step + 1].wait(timeout=10)  # the next element loads during this step
+            recorded[step + 1].wait(timeout=2)  # the next element loads during this step
         state["in_step"] = False
     return state["overlaps"]
 
 
-def test_a_prefetched_pipeline_loads_the_next_batch_while_the_step_runs():
+@pytest.fixture
+def without_op_determinism():
+    """environment.set_seed, called by earlier tests in the same process, enables op
+    determinism, under which tf.data runs a stateful map synchronously even after a prefetch.
+    Keras has no public switch back: TensorFlow's own config module has one."""
+    from tensorflow.python.framework import config
+
+    enabled = config.is_op_determinism_enabled()
+    config.disable_op_determinism()
+    yield
+    if enabled:
+        config.enable_op_determinism()
+
+
+def test_a_prefetched_pipeline_loads_the_next_batch_while_the_step_runs(without_op_determinism):
     """Without prefetch no element loads during a step (n steps take n (t_data + t_step));
     with prefetch(1) the next element loads during every step (about n max(t_data, t_step))."""
     assert _overlapped_steps(n=8, prefetch=None) == 0
