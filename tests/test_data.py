@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-import time
 import types
 from pathlib import Path
 
@@ -659,14 +658,12 @@ def test_summary_and_repr():
 # ---------------------------------------------------------------- optional: the real files
 
 @pytest.mark.skipif(REAL_DATA_DIR is None, reason="the real idx files are not on this machine")
-def test_real_files_pass_the_fingerprints_fast():
+def test_real_files_pass_the_fingerprints():
+    # How long loading takes is a benchmark's business (benchmarks/data_pipeline.py), not a test's.
     counts = {"mnist": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
               "fashion_mnist": [6000] * 10}
     for name in ("mnist", "fashion_mnist"):
-        start = time.perf_counter()
         dataset = load_dataset(name, data_dir=REAL_DATA_DIR, verbose=False)
-        seconds = time.perf_counter() - start
-        assert seconds < 2.0, f"{name} took {seconds:.2f} s"
         assert dataset.source.endswith("contents match the published dataset (SHA-256).")
         assert dataset.x_train.shape == (60000, 28, 28, 1) and dataset.x_test.shape[0] == 10000
         assert np.bincount(dataset.y_train).tolist() == counts[name]
