@@ -39,6 +39,7 @@ def test_table_has_a_row_per_model_and_a_column_per_setting():
         assert fact in text
 
 
+@pytest.mark.slow
 def test_quick_run_prints_and_saves_the_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(training_speed, "ROOT", tmp_path)  # --save writes under tmp_path.
     assert training_speed.main(["--quick", "--models", "dcgan",

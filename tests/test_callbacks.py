@@ -65,6 +65,7 @@ class Crash(keras.callbacks.Callback):
 # Exact resume.
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_reaches_the_same_weights(uninterrupted, tmp_path, capsys):
     checkpoint = callbacks.Checkpoint(tmp_path)
     with pytest.raises(KeyboardInterrupt):

@@ -72,6 +72,7 @@ def test_bad_measurements_are_refused(measured, error, match):
         results_table(measured)
 
 
+@pytest.mark.slow
 def test_benchmark_quick_prints_the_table():
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "generative_classification.py"), "--quick"],

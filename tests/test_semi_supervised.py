@@ -350,6 +350,7 @@ def test_bad_model_input_is_refused():
 # The experiment script, in a tiny configuration (no accuracy is asserted).
 
 
+@pytest.mark.slow
 def test_benchmark_runs_both_contenders_and_prints_a_table(monkeypatch):
     spec = importlib.util.spec_from_file_location(
         "semi_supervised_benchmark", Path(__file__).resolve().parent.parent

@@ -108,6 +108,7 @@ def _stop(server):
             server.wait()
 
 
+@pytest.mark.slow
 def test_moving_a_slider_in_jupyterlab_changes_the_image(tmp_path):
     sync_playwright, chromium = _browser_or_skip()
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)])

@@ -44,3 +44,22 @@ def first_code_cell(notebook):
         if cell.cell_type == "code":
             return cell.source
     return None
+
+
+# Notebooks whose code changed but whose re-render is still to come: tests of their outputs
+# (fresh, clean, numbers in the prose) are expected to fail until then, and fail when they
+# pass (strict), so the list only ever shrinks. Empty when every render is done.
+AWAITING_RENDER = frozenset()
+
+
+def rendered_params():
+    """The rendered notebooks as pytest parameters, those awaiting a render marked xfail."""
+    import pytest
+
+    return [
+        pytest.param(path, id=f"{path.parent.name}/{path.name}", marks=pytest.mark.xfail(
+            strict=True, reason="code changed; its re-render is still to come (AWAITING_RENDER)"))
+        if path.relative_to(ROOT).as_posix() in AWAITING_RENDER
+        else pytest.param(path, id=f"{path.parent.name}/{path.name}")
+        for path in notebook_paths(*RENDERED_DIRS)
+    ]
