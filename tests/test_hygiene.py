@@ -40,7 +40,7 @@ def test_no_authoring_notes(path):
     assert not notes, f"{path.name} holds notes to the authors: {', '.join(notes)}"
 
 
-@pytest.mark.parametrize("path", nbtools.rendered_params())
+@pytest.mark.parametrize("path", nbtools.rendered_params("clean"))
 def test_stored_outputs_are_clean(path):
     found = outputs.noise(nbtools.read(path))
     assert not found, (f"{path.name}: " + "; ".join(f"cell {index}: {what}" for index, what in found)

@@ -60,7 +60,7 @@ def written(markdown):
 
 # The notebooks and the README.
 
-@pytest.mark.parametrize("path", nbtools.rendered_params())
+@pytest.mark.parametrize("path", nbtools.rendered_params("prose"))
 def test_every_number_in_the_prose_is_in_the_outputs(path):
     findings = prose.unbacked_numbers(nbtools.read(path))
     assert not findings, (prose.report(path.relative_to(nbtools.ROOT), findings) + "\nThese "

@@ -46,20 +46,26 @@ def first_code_cell(notebook):
     return None
 
 
-# Notebooks whose code changed but whose re-render is still to come: tests of their outputs
-# (fresh, clean, numbers in the prose) are expected to fail until then, and fail when they
-# pass (strict), so the list only ever shrinks. Empty when every render is done.
-AWAITING_RENDER = frozenset()
+# Work still to come on a notebook, by check: "fresh" (its re-render), "clean" (outputs without
+# warnings, which that re-render brings) or "prose" (its numbers checked against new outputs).
+# Those tests are expected to fail until then and fail when they pass (strict), so the list
+# only ever shrinks. Empty when every render and prose check is done.
+AWAITING = {
+    "notebooks/03_gan_theory.ipynb": {"fresh", "prose"},  # The fair-regime collapse section.
+    "solutions/03_gan_theory.ipynb": {"fresh"},
+    "solutions/05_wasserstein.ipynb": {"fresh"},  # Two cells joined again for the exercise.
+    "notebooks/11_evaluating_generative_models.ipynb": {"fresh", "clean"},  # shuffle=False.
+}
 
 
-def rendered_params():
-    """The rendered notebooks as pytest parameters, those awaiting a render marked xfail."""
+def rendered_params(check):
+    """The rendered notebooks as pytest parameters, those awaiting `check` marked xfail."""
     import pytest
 
-    return [
-        pytest.param(path, id=f"{path.parent.name}/{path.name}", marks=pytest.mark.xfail(
-            strict=True, reason="code changed; its re-render is still to come (AWAITING_RENDER)"))
-        if path.relative_to(ROOT).as_posix() in AWAITING_RENDER
-        else pytest.param(path, id=f"{path.parent.name}/{path.name}")
-        for path in notebook_paths(*RENDERED_DIRS)
-    ]
+    params = []
+    for path in notebook_paths(*RENDERED_DIRS):
+        waiting = check in AWAITING.get(path.relative_to(ROOT).as_posix(), ())
+        marks = [pytest.mark.xfail(strict=True, reason=f"awaiting {check!r} (nbtools.AWAITING)")]
+        params.append(pytest.param(path, id=f"{path.parent.name}/{path.name}",
+                                   marks=marks if waiting else []))
+    return params
