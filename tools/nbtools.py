@@ -51,9 +51,6 @@ def first_code_cell(notebook):
 # Those tests are expected to fail until then and fail when they pass (strict), so the list
 # only ever shrinks. Empty when every render and prose check is done.
 AWAITING = {
-    "notebooks/03_gan_theory.ipynb": {"fresh", "prose"},  # The fair-regime collapse section.
-    "solutions/03_gan_theory.ipynb": {"fresh"},
-    "solutions/05_wasserstein.ipynb": {"fresh"},  # Two cells joined again for the exercise.
     "notebooks/11_evaluating_generative_models.ipynb": {"fresh", "clean"},  # shuffle=False.
 }
 
