@@ -57,6 +57,19 @@ def test_outputs_noise_check_catches_what_it_names():
     assert kinds == {"an ANSI escape code", "a carriage return (a progress bar's updates)"}
 
 
+def test_outputs_noise_check_catches_a_figure_without_its_picture():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    text = {"text/plain": "<Figure size 1100x360 with 2 Axes>"}
+    blind, shown = new_code_cell("fig"), new_code_cell("fig")
+    blind.outputs = [new_output("execute_result", data=text, execution_count=1)]
+    shown.outputs = [new_output("execute_result", data={**text, "image/png": "iVBOR"},
+                                execution_count=2)]
+    found = outputs.noise(new_notebook(cells=[blind, shown]))
+    assert [index for index, _ in found] == [0]
+    assert "no picture" in found[0][1]
+
+
 def test_no_unused_imports_or_variables_in_notebooks():
     # Ruff reads .ipynb; F401 unused import, F811 redefinition, F841 unused local variable.
     # Not exercises/: their setup cells import what the learner's answers will use.

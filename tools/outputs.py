@@ -78,13 +78,22 @@ def clean_outputs(notebook):
     return notebook
 
 
+FIGURE_REPR = re.compile(r"<Figure size \d+x\d+ with \d+ Axes>")
+
+
 def noise(notebook):
     """Returns what a clean stored output may not hold, as (cell index, what) pairs: ANSI
-    escape codes, TensorFlow logs, carriage returns, warnings, and progress bars printed twice."""
+    escape codes, TensorFlow logs, carriage returns, warnings, progress bars printed twice,
+    and figures stored as their text alone."""
     found = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
+        for output in cell.outputs:
+            data = output.get("data", {})
+            if FIGURE_REPR.match(data.get("text/plain", "")) and "image/png" not in data:
+                found.append((index, "a Figure stored as text, with no picture (IPython had no "
+                                     "PNG formatter for it: import dgm_course.plotting)"))
         texts, previous = [], None  # Consecutive pieces of one stream are read as one text.
         for output in cell.outputs:
             name = output.get("name") if output.output_type == "stream" else None
