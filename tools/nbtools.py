@@ -50,9 +50,7 @@ def first_code_cell(notebook):
 # warnings, which that re-render brings) or "prose" (its numbers checked against new outputs).
 # Those tests are expected to fail until then and fail when they pass (strict), so the list
 # only ever shrinks. Empty when every render and prose check is done.
-AWAITING = {
-    "notebooks/11_evaluating_generative_models.ipynb": {"fresh", "clean"},  # shuffle=False.
-}
+AWAITING = {}
 
 
 def rendered_params(check):
