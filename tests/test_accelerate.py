@@ -326,6 +326,7 @@ _FLOAT32_ONE_DEVICE = {}  # make -> (before, after): the reference, computed onc
     (1, "mixed_float16", 1e-2),
     (1, "mixed_bfloat16", 1e-1),  # bfloat16 keeps 8 bits of mantissa, float16 11.
 ])
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [frozen_input_gan, sharp_posterior_vae], ids=["gan", "vae"])
 def test_steps_match_float32_steps_on_one_device_on_the_global_batch(request, make, replicas,
                                                                      policy, tolerance):
@@ -345,6 +346,7 @@ def test_steps_match_float32_steps_on_one_device_on_the_global_batch(request, ma
         np.testing.assert_allclose(got - start, want - start, atol=atol)
 
 
+@pytest.mark.slow
 def test_each_replica_gets_half_of_the_global_batch(mirrored):
     class ReplicaBatch(gan.GAN):
         """Also logs the batch size that each replica's train_step receives."""
@@ -443,6 +445,7 @@ def short_fit(model, data):
     assert all(np.isfinite(values).all() for values in history.values()), history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_trains_on_two_replicas(mirrored, name):
     model, data = built(lambda: compiled(name), mirrored)
@@ -462,6 +465,7 @@ def leaf_layers(network):
         yield from leaf_layers(layer) if hasattr(layer, "layers") else [layer]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", accelerate.POLICIES)
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_trains_under_each_precision_policy(name, policy):
@@ -479,6 +483,7 @@ def test_every_model_trains_under_each_precision_policy(name, policy):
     assert {weight.dtype for weight in model.weights if "float" in weight.dtype} == {"float32"}
 
 
+@pytest.mark.slow
 def test_checkpoint_resumes_a_gan_with_loss_scale_optimizers(tmp_path):
     def make():
         model = _toy_gan()[0]

@@ -86,6 +86,7 @@ def test_killed_and_resumed_run_reaches_the_same_weights(uninterrupted, tmp_path
         "epoch_0004.weights.h5"]  # Older checkpoints are removed once a newer one is in place.
 
 
+@pytest.mark.slow
 def test_weights_file_alone_is_not_enough_to_resume(uninterrupted, tmp_path):
     """Why Checkpoint records SeedGenerator states itself: `.weights.h5` (what
     keras.callbacks.BackupAndRestore saves) holds weights and optimizer state but not the
@@ -128,6 +129,7 @@ def test_restore_without_checkpoint_starts_at_zero(tmp_path):
 # Sample grids.
 
 
+@pytest.mark.slow
 def test_sample_grid_never_changes_training(uninterrupted, tmp_path):
     watched = make_gan()
     grid = callbacks.SampleGrid(3, n=16, seed=5, directory=tmp_path, every=2)
@@ -142,6 +144,7 @@ def test_sample_grid_never_changes_training(uninterrupted, tmp_path):
         assert max(image.size) == 100
 
 
+@pytest.mark.slow
 def test_sample_grid_uses_fixed_noise_and_generate():
     model = make_gan()
     grid = callbacks.SampleGrid(3, n=8, seed=5)
@@ -162,6 +165,7 @@ def test_sample_grid_uses_fixed_noise_and_generate():
 # Loss history and TensorBoard.
 
 
+@pytest.mark.slow
 def test_loss_history_survives_a_restart(uninterrupted, tmp_path):
     first = callbacks.LossHistory(tmp_path)
     with pytest.raises(KeyboardInterrupt):

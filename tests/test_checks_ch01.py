@@ -164,6 +164,7 @@ def test_exact_duplicates_mistakes_are_named(wrong, match):
         ch01.check_exact_duplicates(wrong)
 
 
+@pytest.mark.slow
 def test_exact_duplicates_rejects_a_quadratic_loop():
     def slow(images):
         time_left = 2.1  # Stands for the minutes a double loop takes on 2,000 images.

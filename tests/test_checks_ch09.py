@@ -151,6 +151,7 @@ def mirrored():
     return accelerate.choose_strategy(cpu_replicas=True, tpu=False)  # the one the check uses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [name for name, (_, match) in replica_step_answers().items()
                                   if match is None])
 def test_replica_step_right_answers_pass(mirrored, name, capsys):
@@ -158,6 +159,7 @@ def test_replica_step_right_answers_pass(mirrored, name, capsys):
     assert capsys.readouterr().out.startswith("✅")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, match", [(name, match) for name, (_, match)
                                          in replica_step_answers().items() if match])
 def test_replica_step_mistakes_are_named(mirrored, name, match):
@@ -447,6 +449,7 @@ def pipeline_with_options(images, *, load, batch_size, seed):
     return pipeline_right(images, load=load, batch_size=batch_size, seed=seed).with_options(options)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("right", [pipeline_right, pipeline_with_options])
 def test_fast_pipeline_right_answers_pass(right, capsys):
     ch09.check_fast_pipeline(right)
@@ -512,6 +515,7 @@ def prefetch(d, i, load, b, s):
               prefetch), "batch sizes|same batches"),
     (lambda images, *, load, batch_size, seed: list(images), "return the tf.data.Dataset"),
 ])
+@pytest.mark.slow
 def test_fast_pipeline_mistakes_are_named(wrong, match):
     with pytest.raises(ExerciseError, match=match):
         ch09.check_fast_pipeline(wrong)

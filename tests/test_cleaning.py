@@ -59,6 +59,7 @@ def test_check_labels():
         check_labels(np.zeros((3, 2)), 10)
 
 
+@pytest.mark.slow
 def test_suspicious_labels_ranks_planted_flips_first(digits):
     images, labels = digits
     rng = np.random.default_rng(0)

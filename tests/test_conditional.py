@@ -99,6 +99,7 @@ def test_the_label_changes_the_generators_image():
 # The models: one-batch fits, seeds, trackers, generate_class.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", MODELS)
 def test_one_batch_fit_gives_finite_losses(kind):
     model = make_model(kind)
@@ -148,6 +149,7 @@ def test_generating_leaves_the_training_noise_alone(kind):
     np.testing.assert_array_equal(state, model.seed_generator.state.numpy())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", MODELS)
 def test_fit_takes_a_dataset_of_pairs_and_config_round_trips(kind):
     model = make_model(kind)
@@ -159,6 +161,7 @@ def test_fit_takes_a_dataset_of_pairs_and_config_round_trips(kind):
     assert clone.num_classes == K and clone.latent_dim == LATENT
 
 
+@pytest.mark.slow
 def test_cvae_validation_uses_test_step():
     model = make_model("cvae")
     x, y = training_images("cvae")
@@ -341,6 +344,7 @@ def test_update_moving_average_matches_numpy():
 # config round trip; and test_bad_ema_is_refused for 0.0, 1.0, 1.5, "0.999", True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cgan", "acgan"])
 def test_ema_averages_the_generator_and_samples_from_the_average(kind):
     model = make_model(kind)
@@ -419,6 +423,7 @@ def label_accuracy(discriminator, x, y):
     return float(np.mean(scores.argmax(axis=1) == y))
 
 
+@pytest.mark.slow
 def test_conditional_gan_trains_with_the_projection_discriminator_and_the_label_matters():
     """After 20 steps on images whose class is plain to see, the projection discriminator
     scores a real image higher with its own label than with any other: argmax_j D(x, j)

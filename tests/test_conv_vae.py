@@ -56,6 +56,7 @@ def test_same_seed_same_weights_and_losses():
     assert histories[0] == histories[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_one_batch_fit_with_validation_gives_finite_losses(shape, likelihood):
@@ -89,6 +90,7 @@ def test_binarize_matches_the_grey_levels_as_probabilities():
     assert not np.array_equal(binary, conv_vae.binarize(grey, seed=1))
 
 
+@pytest.mark.slow
 def test_estimate_log_likelihood_is_the_vaes_bound_in_batches():
     model = _model()
     x = _images((28, 28, 1), n=6)

@@ -69,6 +69,7 @@ def test_dcgan_guidelines():
         assert ("LayerNormalization" in kinds) == layer_norm
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_one_batch_fit_gives_finite_losses(shape):
     model = make_gan(shape, label_smoothing=0.1)
@@ -94,6 +95,7 @@ def test_images_of_the_wrong_shape_give_our_message():
         model.fit(images((28, 28)), batch_size=16, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_save_and_load_roundtrip(tmp_path):
     model = make_gan((28, 28, 1), label_smoothing=0.1, seed=4)
     model.fit(images((28, 28, 1)), batch_size=16, epochs=1, verbose=0)

@@ -189,6 +189,7 @@ def test_precision_recall_extremes_and_half_the_modes():
     assert precision > 0.95 and recall == pytest.approx(0.5, abs=0.03)
 
 
+@pytest.mark.slow
 def test_precision_recall_of_10000_samples_fits_in_memory():
     real, generated = RNG.normal(size=(10_000, 8)), RNG.normal(0.1, 1, size=(10_000, 8))
     tracemalloc.start()
@@ -243,6 +244,7 @@ def bars(n, seed):
     return np.clip(images + rng.normal(0, 0.4, images.shape), -1, 1).astype("float32"), labels
 
 
+@pytest.mark.slow
 def test_classification_accuracy_score_on_a_tiny_case():
     train, test = bars(512, seed=0), bars(400, seed=1)
     good = evaluation.classification_accuracy_score(train, test, epochs=2, num_classes=8)

@@ -32,6 +32,7 @@ def all_weights(model):
 # The model.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [{}, {"saturating": True}, {"label_smoothing": 0.1},
                                      {"minibatch_std": True}])
 def test_one_batch_fit_gives_finite_losses(options):
@@ -43,12 +44,14 @@ def test_one_batch_fit_gives_finite_losses(options):
         assert history.history["g_loss"][0] < 0  # log(1 - D) is negative.
 
 
+@pytest.mark.slow
 def test_fit_accepts_labelled_data_and_ignores_labels():
     x, component = toy.ring().sample(32, seed=0)
     history = make_gan().fit(x, component, batch_size=32, epochs=1, verbose=0)
     assert np.isfinite(history.history["d_loss"][0])
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_weights_after_two_steps():
     x = ring_points(64)
     runs = []
@@ -60,6 +63,7 @@ def test_same_seed_gives_same_weights_after_two_steps():
     assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2], strict=True))  # The seed matters.
 
 
+@pytest.mark.slow
 def test_trackers_reset_every_epoch():
     batch_logs = []
     record = keras.callbacks.LambdaCallback(
@@ -84,6 +88,7 @@ def test_generate_shapes_and_seeds():
         model.generate(0, seed=1)
 
 
+@pytest.mark.slow
 def test_preview_never_changes_training():
     """The training noise has its own SeedGenerator: generate() and the snapshot callback
     draw elsewhere, so training with and without previews ends in the same weights."""
@@ -186,6 +191,7 @@ def test_optimal_discriminator_with_one_sided_label_smoothing():
         assert best == pytest.approx((1 - s) * a / (a + b), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_trained_discriminator_converges_to_the_optimal_one():
     """A discriminator trained on samples approaches D* up to the noise of a finite sample:
     small on average under m = (p_data + p_g) / 2, and nowhere far off where there is mass."""
@@ -266,6 +272,7 @@ def test_generator_loss_gradients_match_their_closed_forms(saturating):
                                                      saturating)))
 
 
+@pytest.mark.slow
 def test_stop_on_divergence_names_the_loss_epoch_and_batch(capsys):
     x = ring_points(96)
     x[40] = np.nan  # The second batch of 32 holds a NaN: its d_loss becomes NaN.

@@ -200,6 +200,7 @@ def test_shapes_dtype_and_seeds(tiny_cvae):
     assert not np.allclose(first, other)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [1, 4])
 def test_bounds_match_a_numpy_monte_carlo_transcription(tiny_cvae, k, monkeypatch):
     monkeypatch.setattr(gc, "_ROWS_PER_CALL", 2 * K * 100)  # Several chunks of samples too.
@@ -254,6 +255,7 @@ def test_exact_posterior_gives_the_exact_log_likelihood_of_every_class():
         np.testing.assert_allclose(bounds, exact, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_more_samples_raise_the_bound_towards_the_exact_log_likelihood():
     model, x = _linear_gaussian_cvae(MODELS, mean_offset=0.3), np.full((2000, 1), 0.7, np.float32)
     elbo = np.array([m.elbo(0.7, m.posterior(np.array([0.7]))[0][0] + 0.3,
@@ -282,6 +284,7 @@ def test_class_log_likelihoods_rejects_bad_input(tiny_cvae, model, images, optio
         gc.class_log_likelihoods(model, images, seed=0, verbose=False, **options)
 
 
+@pytest.mark.slow
 def test_benchmark_quick_run_prints_both_tables():
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "bayes_classifier.py"
     spec = importlib.util.spec_from_file_location("bayes_classifier", path)

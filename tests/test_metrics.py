@@ -145,6 +145,7 @@ def quadrants(n, seed):
     return np.clip(images, -1, 1).astype("float32"), labels
 
 
+@pytest.mark.slow
 def test_one_epoch_fit_beats_chance_and_is_seeded():
     x, y = quadrants(512, seed=0)
     x_test, y_test = quadrants(200, seed=1)

@@ -87,6 +87,7 @@ def test_augmentation_layers_per_dataset():
     assert max(abs(np.array(rotation.factor))) <= 0.05  # At most 18 degrees.
 
 
+@pytest.mark.slow
 def test_mnist_augmentation_never_mirrors_a_seven(digits):
     images, labels = digits
     seven = normalize(images[np.flatnonzero(labels == 7)[0]])

@@ -55,6 +55,7 @@ def test_gpu_advice_on_colab_without_gpu(monkeypatch):
     assert "Change runtime type" in environment.gpu_advice()
 
 
+@pytest.mark.slow
 def test_set_seed_repeats_numbers_and_rejects_bad_seeds():
     import keras
 

@@ -126,6 +126,7 @@ def drive(tmp_path, monkeypatch):
 # Exact resume after a disconnect.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_disconnected_run_resumes_to_the_uninterrupted_weights(kind, uninterrupted, drive,
                                                                  capsys):
@@ -166,6 +167,7 @@ def half_run(half_run_original, tmp_path):
     return shutil.copytree(half_run_original, tmp_path / "half_run")
 
 
+@pytest.mark.slow
 def test_a_run_can_be_extended_and_a_complete_run_is_loaded(uninterrupted, half_run, capsys):
     extended = make_model("gan")
     fit(extended, "gan", half_run)  # epochs=4 now: continues after epoch 2.
@@ -276,6 +278,7 @@ def test_resuming_with_other_settings_is_refused(change, half_run):
                              seed=arguments["seed"], verbose=0)
 
 
+@pytest.mark.slow
 def test_a_new_run_may_change_its_settings_before_its_first_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(make_model("gan"), "gan", tmp_path, epochs=1, callbacks=[disconnect(epoch=0)])
@@ -296,6 +299,7 @@ def test_resumable_fit_needs_a_compiled_model(model, error, match, tmp_path):
                              epochs=1, directory=tmp_path, batch_size=BATCH, seed=SEED)
 
 
+@pytest.mark.slow
 def test_resumable_fit_argument_errors(tmp_path):
     x, _ = training_data("gan")
     model = make_model("gan")

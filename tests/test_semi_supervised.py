@@ -147,6 +147,7 @@ def one_batch_fit(cls=ss.SemiSupervisedGAN):
     return logs, float(np.mean(predicted == y_labelled))
 
 
+@pytest.mark.slow
 def test_one_batch_fit_gives_finite_losses_and_consistent_trackers():
     logs, expected_accuracy = one_batch_fit()
     assert set(logs) == {"d_loss", "g_loss", "supervised", "unsupervised", "accuracy"}
@@ -172,6 +173,7 @@ class AccuracyOfTheLeastLikelyClass(ss.SemiSupervisedGAN):
         return super()._record(-logits, labels, **losses)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("broken", [AccuracyWithShiftedLabels, AccuracyOfTheLeastLikelyClass],
                          ids=lambda cls: cls.__name__)
 def test_the_accuracy_check_fails_on_a_broken_accuracy(broken):
@@ -182,6 +184,7 @@ def test_the_accuracy_check_fails_on_a_broken_accuracy(broken):
     assert logs["accuracy"][0] != pytest.approx(expected_accuracy)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_weights():
     runs = []
     for seed in (5, 5, 6):
@@ -192,6 +195,7 @@ def test_same_seed_gives_same_weights():
     assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2], strict=True))
 
 
+@pytest.mark.slow
 def test_classify_validation_and_config():
     model = make_model()
     x, y = images(10, 7), labels(10, 7)
@@ -250,6 +254,7 @@ def test_initialize_from_data_standardises_every_pre_activation():
         np.testing.assert_allclose(a.std(axis=0), 1.0, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_moving_average_of_the_discriminator_classifies():
     model = make_model(ema=0.9)
     before = [w.numpy() for w in model.discriminator.weights]
@@ -277,6 +282,7 @@ def baseline_on_eight_images():
     return classifier, discriminator, x, y
 
 
+@pytest.mark.slow
 def test_supervised_baseline_is_the_discriminators_classifier():
     classifier, discriminator, x, y = baseline_on_eight_images()
     assert classifier.output_shape == (None, K)
@@ -292,6 +298,7 @@ def test_supervised_baseline_is_the_discriminators_classifier():
     assert accuracy >= 0.75
 
 
+@pytest.mark.slow
 def test_the_baseline_check_fails_when_the_labels_are_detached_from_the_images(monkeypatch):
     """The training assertion above can fail: with images and labels shuffled apart (a broken
     pipeline) the baseline cannot learn them (the old 0 <= accuracy <= 1 let it through)."""
@@ -329,6 +336,7 @@ def test_bad_pipeline_input_is_refused(change, error, match):
         ss.make_semi_supervised_dataset(**arguments, batch_size=8, num_classes=K)
 
 
+@pytest.mark.slow
 def test_bad_model_input_is_refused():
     model = make_model()
     with pytest.raises(ValueError, match="trains on batches"):

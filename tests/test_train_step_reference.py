@@ -700,6 +700,7 @@ def test_the_unmutated_wgan_step_passes_through_the_mutant_harness():
         assert not found, f"{case}: {found}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", WGAN_MISTAKES)
 def test_reference_catches_wgan_mistake(mistake):
     step = wgan_step(WGAN_MISTAKES[mistake], mutant(MutantWGAN, mistake), run_eagerly=True)

@@ -37,6 +37,7 @@ def _fitted(likelihood="gaussian", beta=1.0, seed=0, validation=False):
     return model, history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
 def test_one_batch_fit_gives_finite_losses(likelihood):
     _, history = _fitted(likelihood)
@@ -45,12 +46,14 @@ def test_one_batch_fit_gives_finite_losses(likelihood):
         assert np.all(np.isfinite(values))
 
 
+@pytest.mark.slow
 def test_test_step_runs_with_validation_data():
     _, history = _fitted(validation=True)
     for name in ("val_loss", "val_reconstruction", "val_kl"):
         assert np.all(np.isfinite(history.history[name])), name
 
 
+@pytest.mark.slow
 def test_trackers_are_listed_and_loss_is_reconstruction_plus_beta_kl():
     model, history = _fitted(beta=2.0)
     assert [metric.name for metric in model.metrics] == ["loss", "reconstruction", "kl"]
@@ -59,6 +62,7 @@ def test_trackers_are_listed_and_loss_is_reconstruction_plus_beta_kl():
                                rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_same_training():
     first, h1 = _fitted(seed=3)
     second, h2 = _fitted(seed=3)
@@ -69,6 +73,7 @@ def test_same_seed_same_training():
     assert h3.history != h1.history
 
 
+@pytest.mark.slow
 def test_beta_scales_the_kl_term_only():
     set_seed(0)
     encoder, decoder, x = vae.toy_encoder(), vae.toy_decoder(), _points(256)
@@ -83,6 +88,7 @@ def test_beta_scales_the_kl_term_only():
         assert result["loss"] == pytest.approx(result["reconstruction"] + beta * result["kl"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_generate_shapes_and_seeds():
     model, _ = _fitted()
     mean = keras.ops.convert_to_numpy(model.generate(10, seed=1))
@@ -175,6 +181,7 @@ def test_bound_is_exact_for_every_k_when_q_is_the_true_posterior():
         np.testing.assert_allclose(bound, _exact_log_px(x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_bound_grows_with_k_towards_log_px_for_a_wrong_q():
     x = np.repeat(np.array([[0.5], [2.0]], np.float32), 500, axis=0)
     model = _linear_gaussian_vae(log_var_offset=1.0, mean_offset=0.4)
@@ -185,6 +192,7 @@ def test_bound_grows_with_k_towards_log_px_for_a_wrong_q():
     assert exact - means[3] < 0.02  # ...that many importance samples recover.
 
 
+@pytest.mark.slow
 def test_k_equal_1_is_an_elbo_estimate():
     model, _ = _fitted()
     x = np.repeat(_points(4), 5000, axis=0)

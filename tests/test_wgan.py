@@ -38,6 +38,7 @@ def all_weights(model):
     return [w.numpy() for w in model.generator.weights + model.critic.weights]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [{}, {"clip_value": 0.01}])
 def test_one_batch_fit_gives_finite_losses(options):
     model = make_wgan(n_critic=2, conv=True, **options)
@@ -50,6 +51,7 @@ def test_one_batch_fit_gives_finite_losses(options):
     assert model.generate(3, seed=1).shape == (3, 28, 28, 1)
 
 
+@pytest.mark.slow
 def test_weight_clipping_really_clips():
     model = make_wgan(n_critic=2, clip_value=0.01, lr=0.1)  # Steps big enough to leave [-c, c].
     model.fit(ring_points(), batch_size=16, epochs=1, verbose=0)
@@ -57,6 +59,7 @@ def test_weight_clipping_really_clips():
     assert largest == pytest.approx(0.01)
 
 
+@pytest.mark.slow
 def test_gradient_penalty_pulls_the_gradient_norm_towards_one():
     """A dense critic made steep (weights x 3) on 2-D toy data: its gradient norm at the
     interpolates starts well above 1; a few critic steps with the penalty bring it down."""
@@ -87,6 +90,7 @@ def test_gradient_penalty_pulls_the_gradient_norm_towards_one():
     assert float(losses.gradient_penalty(critic, real, fake, seed=0)) < penalty_before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_critic", [1, 3])
 def test_n_critic_steps_per_generator_step(n_critic):
     model = make_wgan(n_critic=n_critic)
@@ -95,6 +99,7 @@ def test_n_critic_steps_per_generator_step(n_critic):
     assert int(model.d_optimizer.iterations) == 2 * n_critic
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_weights_after_two_steps():
     runs = []
     for seed in (5, 5, 6):
@@ -105,6 +110,7 @@ def test_same_seed_gives_same_weights_after_two_steps():
     assert not all(np.allclose(a, c) for a, c in zip(runs[0], runs[2], strict=True))  # The seed matters.
 
 
+@pytest.mark.slow
 def test_bad_arguments_and_shapes_give_our_message():
     generator, critic = dcgan.build_generator(latent_dim=8, width=8), dcgan.build_critic(width=8)
     with pytest.raises(ValueError, match="Choose one way"):
@@ -124,6 +130,7 @@ def test_bad_arguments_and_shapes_give_our_message():
         model.fit(np.zeros((16, 32, 32, 3), "float32"), batch_size=16, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_save_and_load_roundtrip(tmp_path):
     model = make_wgan(n_critic=2, clip_value=0.05, seed=3)
     model.fit(ring_points(), batch_size=16, epochs=1, verbose=0)
@@ -138,6 +145,7 @@ def test_save_and_load_roundtrip(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(all_weights(fresh), all_weights(model), strict=True))
 
 
+@pytest.mark.slow
 def test_critic_gradient_norms_match_finite_differences():
     """||grad D(x_hat)|| of a nonlinear critic, against central differences in float64 at the
     same interpolates (eps drawn with the same seed and shape)."""
@@ -162,6 +170,7 @@ def test_critic_gradient_norms_match_finite_differences():
     np.testing.assert_allclose(norms, np.linalg.norm(grads, axis=1), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_critic_gradient_norms_are_the_norms_behind_the_penalty():
     set_seed(0)
     critic = dcgan.build_critic(width=8)
@@ -176,6 +185,7 @@ def test_critic_gradient_norms_are_the_norms_behind_the_penalty():
         wgan.critic_gradient_norms(lambda x: x, real, fake, seed=0)
 
 
+@pytest.mark.slow
 def test_fit_checks_a_dataset_before_the_first_step_and_does_not_warn_about_shuffle():
     import warnings
 
