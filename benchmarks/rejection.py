@@ -1,7 +1,7 @@
 """Measures how well a likelihood model refuses images of no known kind, in both directions
 (a model of MNIST shown Fashion-MNIST items, and a model of Fashion-MNIST shown MNIST digits)
 and against simple outliers, with the raw likelihood and with Ren et al.'s (2019) likelihood
-ratio against a background model.
+ratio against a background model and with Serra et al.'s (2020) input complexity correction.
 
 The models: `vae.VAE` with `conv_vae`'s encoder and Bernoulli decoder, trained on dynamically
 binarised training images (`likelihood.binarized_dataset`), so that log p(x) is the log of a
@@ -12,7 +12,8 @@ is fixed in advance (the defaults below); no test image is seen before the scori
 The scores: log p(x) estimated with the importance-weighted bound, k = `--k` samples
 (`conv_vae.estimate_log_likelihood`), on one fixed binarisation of each test set (seed 1, as
 notebook 07). An image is refused when its score is low; AUROC 0.5 is chance, 1 perfect, and
-below 0.5 means the unknown images score *higher* than the known ones.
+below 0.5 means the unknown images score *higher* than the known ones. The third score adds
+L(x), the PNG length in bits of the binarised image, to log2 p(x) (`likelihood.complexity_*`).
 
 Outliers, built from the known test images (as many as `--outliers`): constant images (one grey
 level each, drawn uniformly), uniform noise, and inverted images (255 - x).
@@ -126,11 +127,12 @@ def direction(arrays, known, unknown, args, seed):
         raw, back = (conv_vae.estimate_log_likelihood(m, binary, k=args.k, seed=seed,
                                                       batch_size=100)
                      for m in (model, background))
-        scores[name] = (raw, likelihood.likelihood_ratio(raw, back))
+        scores[name] = (raw, likelihood.likelihood_ratio(raw, back),
+                        likelihood.complexity_corrected(raw, likelihood.complexity_bits(binary)))
     rows = {}
     for name in sets:
         rows[name] = tuple(gc.rejection_curve(scores["known"][i], scores[name][i]).auroc
-                           for i in range(2))
+                           for i in range(3))
     nll = -float(np.mean(scores["known"][0]))
     return rows, nll, time.perf_counter() - start
 
@@ -152,13 +154,12 @@ def report(results, args):
              f"{machine()}. AUROC, "
              f"mean ± standard deviation over the seeds {seeds}; below 0.5, the unknown images "
              "score higher than the known ones."), "",
-             "| model of | unknown images | AUROC, log p(x) | AUROC, likelihood ratio |",
-             "|---|---|---:|---:|"]
+             ("| model of | unknown images | AUROC, log p(x) | AUROC, likelihood ratio "
+             "| AUROC, log2 p(x) + L(x) |"), "|---|---|---:|---:|---:|"]
     for (known, _), runs in results.items():
         for name in runs[0][0]:
-            lines.append(f"| {DATASETS[known]} | {name} | "
-                         f"{mean_std([run[0][name][0] for run in runs])} | "
-                         f"{mean_std([run[0][name][1] for run in runs])} |")
+            cells = [mean_std([run[0][name][i] for run in runs]) for i in range(3)]
+            lines.append(f"| {DATASETS[known]} | {name} | " + " | ".join(cells) + " |")
     lines.append("")
     for (known, _), runs in results.items():
         lines.append(f"- {DATASETS[known]}: test NLL {mean_std([run[1] for run in runs])} nats "

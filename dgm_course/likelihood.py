@@ -11,9 +11,13 @@ A likelihood alone does not say whether an image is of a known kind: Nalisnick e
 found models of Fashion-MNIST giving MNIST digits a *higher* likelihood. Ren et al. (2019)
 divide the likelihood by that of a background model trained on perturbed images (`perturb`),
 which learns the low-level statistics (how many pixels are background) and little else:
-`binarized_dataset(..., perturb_rate=mu)` and `likelihood_ratio`.
+`binarized_dataset(..., perturb_rate=mu)` and `likelihood_ratio`. Serra et al. (2020) subtract
+the image's complexity instead, the length in bits of a lossless compression of it:
+`complexity_bits` and `complexity_corrected`.
 Measured in both directions by benchmarks/rejection.py (results in benchmarks/results/).
 """
+
+import io
 
 import numpy as np
 import tensorflow as tf
@@ -126,4 +130,63 @@ def likelihood_ratio(log_p_model, log_p_background):
     return model.astype(np.float64) - background.astype(np.float64)
 
 
-__all__ = ["binarized_dataset", "likelihood_ratio"]
+def complexity_bits(images):
+    """Returns L(x), the length in bits of each image compressed as a PNG file (lossless): how
+    complex it is, the input complexity of Serra et al. (2020), who used PNG among others.
+
+    Args:
+        images: (n, H, W) or (n, H, W, 1) binary images (0.0 and 1.0) or uint8 images.
+
+    Returns:
+        A float64 array (n,): 8 x the PNG file's bytes (the same header for every image).
+
+    Raises:
+        TypeError, ValueError: for images of another shape, or floats other than 0 and 1.
+    """
+    from PIL import Image
+
+    images = require_array(images, "images", ndim=(3, 4), dtype_kinds="uf",
+                           fix="Pass grey images (n, H, W, 1): uint8, or binary floats.")
+    if images.ndim == 4 and images.shape[-1] != 1:
+        raise ValueError(f"`images` must have one channel; got {describe(images)}.")
+    if images.dtype.kind == "f":
+        if not np.all((images == 0.0) | (images == 1.0)):
+            raise ValueError("float `images` must be binary (0.0 and 1.0); got other values. "
+                             "Binarise them (conv_vae.binarize) or pass the uint8 images.")
+        images = (images * 255).astype(np.uint8)
+    lengths = []
+    for image in images.reshape(images.shape[:3]).astype(np.uint8):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+        lengths.append(8 * buffer.tell())  # L(x) in bits
+    return np.asarray(lengths, np.float64)
+
+
+def complexity_corrected(log_p, bits):
+    """Returns Serra et al.'s score with the sign of a likelihood: log2 p(x) + L(x), one per image.
+
+    Their S(x) = -log2 p(x) - L(x) is high for images the model explains *less* well than a
+    generic compressor does; this returns -S(x), so that, like log p(x), low means "unknown".
+
+    Args:
+        log_p: (n,) log-likelihoods in nats (e.g. conv_vae.estimate_log_likelihood).
+        bits: (n,) complexities in bits (complexity_bits).
+
+    Returns:
+        A float64 array (n,), in bits.
+
+    Raises:
+        TypeError, ValueError: as `likelihood_ratio`.
+
+    Example:
+        >>> complexity_corrected([-np.log(2.0) * 100], [300.0])
+        array([200.])
+    """
+    log_p, bits = (require_array(values, name, ndim=1, dtype_kinds="fi",
+                                 fix="Pass one value per image.")
+                   for values, name in ((log_p, "log_p"), (bits, "bits")))
+    # -S(x) = log2 p(x) + L(x) = log p(x) / ln 2 + L(x)  # (n,)
+    return likelihood_ratio(log_p / np.log(2.0), -bits)
+
+
+__all__ = ["binarized_dataset", "complexity_bits", "complexity_corrected", "likelihood_ratio"]

@@ -87,3 +87,27 @@ def test_likelihood_ratio_is_the_difference_and_checks_its_inputs():
         likelihood.likelihood_ratio([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="finite"):
         likelihood.likelihood_ratio([np.nan], [1.0])
+
+
+def test_complexity_bits_orders_blank_strokes_and_noise_and_matches_a_png_file(tmp_path):
+    from PIL import Image
+
+    images = np.zeros((3, 28, 28, 1), np.float32)
+    images[1, 5:20, 10:14] = 1.0  # a bar
+    images[2] = np.random.default_rng(0).integers(0, 2, (28, 28, 1))  # coin flips
+    bits = likelihood.complexity_bits(images)
+    assert bits[0] < bits[1] < bits[2]
+    path = tmp_path / "bar.png"  # the reference: the same image written to a PNG file
+    Image.fromarray((images[1, ..., 0] * 255).astype(np.uint8)).save(path, optimize=True)
+    assert bits[1] == 8 * path.stat().st_size
+    np.testing.assert_array_equal(likelihood.complexity_bits((images * 255).astype(np.uint8)), bits)
+    with pytest.raises(ValueError, match="binary"):
+        likelihood.complexity_bits(images * 0.5)
+
+
+def test_complexity_corrected_is_log2_likelihood_plus_bits():
+    log_p = np.array([-100.0, -250.0])
+    np.testing.assert_allclose(likelihood.complexity_corrected(log_p, [400.0, 900.0]),
+                               log_p / np.log(2.0) + [400.0, 900.0])
+    with pytest.raises(ValueError, match="same images"):
+        likelihood.complexity_corrected([1.0, 2.0], [3.0])

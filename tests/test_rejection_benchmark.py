@@ -25,9 +25,9 @@ def test_outlier_sets_are_constant_noise_and_inverted_uint8_images():
 
 def test_report_gives_mean_and_spread_over_seeds_per_direction_and_set():
     args = rejection.parse(["--seeds", "0,1"])
-    runs = [({"Fashion-MNIST": (0.9, 0.2), "uniform noise": (1.0, 0.8)}, 80.0, 100.0),
-            ({"Fashion-MNIST": (0.7, 0.4), "uniform noise": (1.0, 0.6)}, 82.0, 120.0)]
+    runs = [({"Fashion-MNIST": (0.9, 0.2, 0.5), "uniform noise": (1.0, 0.8, 1.0)}, 80.0, 100.0),
+            ({"Fashion-MNIST": (0.7, 0.4, 0.5), "uniform noise": (1.0, 0.6, 1.0)}, 82.0, 120.0)]
     text = rejection.report({("mnist", "fashion_mnist"): runs}, args)
-    assert "| MNIST | Fashion-MNIST | 0.800 ± 0.141 | 0.300 ± 0.141 |" in text
-    assert "| MNIST | uniform noise | 1.000 ± 0.000 | 0.700 ± 0.141 |" in text
+    assert "| MNIST | Fashion-MNIST | 0.800 ± 0.141 | 0.300 ± 0.141 | 0.500 ± 0.000 |" in text
+    assert "| MNIST | uniform noise | 1.000 ± 0.000 | 0.700 ± 0.141 | 1.000 ± 0.000 |" in text
     assert "test NLL 81.000 ± 1.414 nats" in text and "110 s per seed" in text
