@@ -98,6 +98,21 @@ def binarized_dataset(images, labels=None, *, batch_size, seed, shuffle=True, pe
                        deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
+def _per_image(first, first_name, second, second_name):
+    """Returns two equally long, finite float64 arrays (n,) of per-image values, or raises."""
+    first, second = (require_array(values, name, ndim=1, dtype_kinds="fi",
+                                   fix="Pass one value per image.").astype(np.float64)
+                     for values, name in ((first, first_name), (second, second_name)))
+    if len(first) != len(second):
+        raise ValueError(f"`{first_name}` has {len(first)} entries and `{second_name}` "
+                         f"{len(second)}; pass both for the same images.")
+    if not (np.all(np.isfinite(first)) and np.all(np.isfinite(second))):
+        raise ValueError(f"`{first_name}` and `{second_name}` must be finite; got NaN or "
+                         "infinity. Check that the images are binary and the models trained "
+                         "without diverging.")
+    return first, second
+
+
 def likelihood_ratio(log_p_model, log_p_background):
     """Returns Ren et al.'s score log p_model(x) - log p_background(x), one per image: high for
     images whose likelihood the model explains beyond their low-level statistics.
@@ -116,18 +131,10 @@ def likelihood_ratio(log_p_model, log_p_background):
         >>> likelihood_ratio([-80.0, -120.0], [-100.0, -110.0])
         array([ 20., -10.])
     """
-    model, background = (require_array(values, name, ndim=1, dtype_kinds="fi",
-                                       fix="Pass one log-likelihood per image.")
-                         for values, name in ((log_p_model, "log_p_model"),
-                                              (log_p_background, "log_p_background")))
-    if len(model) != len(background):
-        raise ValueError(f"`log_p_model` has {len(model)} entries and `log_p_background` "
-                         f"{len(background)}; pass both for the same images.")
-    if not (np.all(np.isfinite(model)) and np.all(np.isfinite(background))):
-        raise ValueError("the log-likelihoods must be finite; got NaN or infinity. Check that "
-                         "the images are binary and the models trained without diverging.")
+    model, background = _per_image(log_p_model, "log_p_model", log_p_background,
+                                   "log_p_background")
     # LLR(x) = log p_theta(x) - log p_theta0(x)  # (n,)
-    return model.astype(np.float64) - background.astype(np.float64)
+    return model - background
 
 
 def complexity_bits(images):
@@ -176,17 +183,15 @@ def complexity_corrected(log_p, bits):
         A float64 array (n,), in bits.
 
     Raises:
-        TypeError, ValueError: as `likelihood_ratio`.
+        TypeError, ValueError: for arrays that are not 1-D, differ in length, or are not finite.
 
     Example:
         >>> complexity_corrected([-np.log(2.0) * 100], [300.0])
         array([200.])
     """
-    log_p, bits = (require_array(values, name, ndim=1, dtype_kinds="fi",
-                                 fix="Pass one value per image.")
-                   for values, name in ((log_p, "log_p"), (bits, "bits")))
+    log_p, bits = _per_image(log_p, "log_p", bits, "bits")
     # -S(x) = log2 p(x) + L(x) = log p(x) / ln 2 + L(x)  # (n,)
-    return likelihood_ratio(log_p / np.log(2.0), -bits)
+    return log_p / np.log(2.0) + bits
 
 
 __all__ = ["binarized_dataset", "complexity_bits", "complexity_corrected", "likelihood_ratio"]

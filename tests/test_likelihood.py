@@ -109,5 +109,5 @@ def test_complexity_corrected_is_log2_likelihood_plus_bits():
     log_p = np.array([-100.0, -250.0])
     np.testing.assert_allclose(likelihood.complexity_corrected(log_p, [400.0, 900.0]),
                                log_p / np.log(2.0) + [400.0, 900.0])
-    with pytest.raises(ValueError, match="same images"):
+    with pytest.raises(ValueError, match="`log_p` has 2 entries and `bits` 1"):
         likelihood.complexity_corrected([1.0, 2.0], [3.0])
