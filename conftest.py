@@ -10,6 +10,13 @@ import pytest
 
 os.environ.setdefault("DGM_PROFILE", "smoke")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One TensorFlow thread per process: the suite runs two xdist workers (and their notebook
+# kernels) on two cores, and TensorFlow's default of a thread pool per core makes them
+# contend. A small gain: on an AMD EPYC with AVX2 and 2 cores, the 2,072 tests of two whole
+# runs took 1,313 s of test time instead of 1,332 s (test_conditional, test_wgan and test_gan
+# alone: 110 s of wall time instead of 121 s).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config, items):
